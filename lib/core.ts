@@ -1,0 +1,373 @@
+/**
+ * The engine both front ends share: it owns the native reader, decides which
+ * kernel group each part of a mask goes to, places and removes marks, turns
+ * native records into events, and answers permission events. Fanotify and
+ * AsyncFanotify only add their way of handing events out.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { capabilities } from './capabilities';
+import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
+import { FanotifyError, closedError, fromNative, invalidArgument } from './errors';
+import { FanotifyEvent, type Responder } from './event';
+import { native, RecordKind, type NativeReader, type NativeRecord } from './native';
+import type { Settings } from './options';
+import { readProcessInfo } from './process-info';
+import type { MarkType, Response, WatchOptions } from './types';
+import { checkBits, checkBoolean, checkOneOf, checkOptions, checkPath, checkInteger, describe } from './validate';
+
+/** The kernel groups an instance may need; each is created on first use. */
+type GroupKind = 'fd' | 'fid' | 'content' | 'precontent' | 'mnt' | 'exact';
+
+const MARK_TYPE_FLAGS: Record<MarkType, number> = {
+  inode: FAN.FAN_MARK_INODE,
+  mount: FAN.FAN_MARK_MOUNT,
+  filesystem: FAN.FAN_MARK_FILESYSTEM,
+  mntns: FAN.FAN_MARK_MNTNS,
+};
+
+const WATCH_KEYS = ['mark', 'recursive', 'onChildren', 'onDir', 'dontFollow', 'onlyDir', 'ignore', 'ignoreSurviveModify', 'evictable'] as const;
+
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+
+/** What a native record became: an event to hand out, an error to report, or a warning. */
+export type Delivery =
+  | { type: 'event'; event: FanotifyEvent }
+  | { type: 'error'; error: FanotifyError; event?: FanotifyEvent }
+  | { type: 'warning'; message: string };
+
+interface MarkRecord {
+  path: string;
+  type: MarkType;
+  /** Mark flags other than ADD/REMOVE, to repeat on removal. */
+  flags: number;
+  /** Per group: the mask placed there (events plus ONDIR/EVENT_ON_CHILD). */
+  masks: Map<GroupKind, number>;
+}
+
+interface CheckedWatch {
+  path: string;
+  mask: number;
+  type: MarkType;
+  options: WatchOptions;
+}
+
+export class Core implements Responder {
+  readonly settings: Settings;
+  private readonly reader: NativeReader;
+  private readonly groups = new Map<GroupKind, number>();
+  private readonly marks = new Map<string, MarkRecord>();
+  private readonly exactFlags: number | undefined;
+  private isClosed = false;
+
+  constructor(settings: Settings, exactFlags?: number) {
+    this.settings = settings;
+    this.exactFlags = exactFlags;
+    this.reader = new (native().Reader)({
+      permissionTimeout: settings.permissionTimeout,
+      defaultResponse: settings.defaultResponse === 'deny' ? FAN.FAN_DENY : FAN.FAN_ALLOW,
+      allowSelf: settings.allowSelf,
+      queueLimit: settings.queueLimit,
+      bufferSize: settings.bufferSize,
+    });
+    if (exactFlags !== undefined) this.groups.set('exact', this.createGroup(exactFlags, 'exact'));
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** True while at least one mark is in place. */
+  get watching(): boolean {
+    return this.marks.size > 0;
+  }
+
+  get native(): NativeReader {
+    return this.reader;
+  }
+
+  assertOpen(): void {
+    if (this.isClosed) throw closedError();
+  }
+
+  /** Validates addWatch arguments without touching the kernel. */
+  checkWatch(rawPath: unknown, rawMask: unknown, rawOptions: unknown): CheckedWatch {
+    const path = checkPath(rawPath);
+    if (typeof rawMask === 'number' && Number.isInteger(rawMask) && rawMask & FAN.FAN_Q_OVERFLOW) {
+      throw invalidArgument('mask must not contain Q_OVERFLOW: overflows are always reported');
+    }
+    const mask = checkBits(rawMask, 'mask', KNOWN_MASK_BITS, false);
+    if ((mask & ~EventClass.FLAGS) === 0) throw invalidArgument('mask has only ONDIR/EVENT_ON_CHILD and no event');
+    const options = checkWatchOptions(rawOptions);
+    const type = options.mark ?? 'inode';
+    if ((mask & EventClass.MOUNT) !== 0 !== (type === 'mntns')) {
+      throw invalidArgument("MNT_ATTACH/MNT_DETACH go with mark: 'mntns' only, and a mntns mark takes only those");
+    }
+    if (options.ignoreSurviveModify && !options.ignore) throw invalidArgument('ignoreSurviveModify needs ignore: true');
+    if (options.recursive) {
+      throw new FanotifyError('NotSupported', 'recursive: true is not available yet in this version; watch each directory, or use mark: "filesystem"');
+    }
+    return { path, mask, type, options };
+  }
+
+  addWatch(rawPath: unknown, rawMask: unknown, rawOptions?: unknown): void {
+    this.assertOpen();
+    const watch = this.checkWatch(rawPath, rawMask, rawOptions);
+    const { path, type, options } = watch;
+    const isDirectory = statIsDirectory(path, options);
+    if (options.onlyDir && !isDirectory) {
+      throw new FanotifyError('InvalidPath', `'${path}' is not a directory (onlyDir: true)`, { code: 'ENOTDIR', path });
+    }
+
+    const caps = capabilities();
+    let flags = MARK_TYPE_FLAGS[type];
+    if (options.dontFollow) flags |= FAN.FAN_MARK_DONT_FOLLOW;
+    if (options.onlyDir) flags |= FAN.FAN_MARK_ONLYDIR;
+    if (options.evictable) flags |= FAN.FAN_MARK_EVICTABLE;
+    if (options.ignore) flags |= caps.markIgnore ? FAN.FAN_MARK_IGNORE : FAN.FAN_MARK_IGNORED_MASK;
+    if (options.ignoreSurviveModify) flags |= FAN.FAN_MARK_IGNORED_SURV_MODIFY;
+
+    // A directory reports its children and itself unless asked not to. The
+    // legacy ignored mask has no such bits, so they are left out there.
+    let mask = watch.mask;
+    const scopeBits = !options.ignore || caps.markIgnore;
+    if (scopeBits && type !== 'mntns') {
+      if (isDirectory && type === 'inode' && options.onChildren !== false) mask |= FAN.FAN_EVENT_ON_CHILD;
+      if ((isDirectory || type !== 'inode') && options.onDir !== false) mask |= FAN.FAN_ONDIR;
+    }
+
+    const key = markKey(path, type, options.ignore === true);
+    const record = this.marks.get(key) ?? { path, type, flags, masks: new Map<GroupKind, number>() };
+    const placed: Array<[GroupKind, number]> = [];
+    try {
+      for (const [kind, part] of this.route(mask)) {
+        const group = this.ensureGroup(kind);
+        this.callMark(group, FAN.FAN_MARK_ADD | flags, part, path, kind);
+        const before = record.masks.get(kind) ?? 0;
+        placed.push([kind, part & ~before]);
+        record.masks.set(kind, before | part);
+      }
+    } catch (err) {
+      this.undo(record, placed);
+      throw err;
+    }
+    this.marks.set(key, record);
+  }
+
+  removeWatch(rawPath: unknown, rawMask?: unknown, rawOptions?: unknown): void {
+    this.assertOpen();
+    const path = checkPath(rawPath);
+    const options = checkWatchOptions(rawOptions);
+    const mask = rawMask === undefined ? undefined : checkBits(rawMask, 'mask', KNOWN_MASK_BITS, false);
+    const type = options.mark ?? 'inode';
+    const key = markKey(path, type, options.ignore === true);
+    const record = this.marks.get(key);
+    if (!record) throw invalidArgument(`'${path}' has no ${options.ignore ? 'ignore ' : ''}${type} mark from this instance`);
+
+    const parts = mask === undefined ? new Map(record.masks) : this.route(mask & ~EventClass.FLAGS);
+    for (const [kind, part] of parts) {
+      const current = record.masks.get(kind);
+      if (current === undefined) continue;
+      const remaining = current & ~part & ~EventClass.FLAGS;
+      // Removing only some events keeps ONDIR/EVENT_ON_CHILD; removing the
+      // last one removes the whole mark.
+      const bits = remaining === 0 ? current : part & current;
+      this.removeMark(kind, record, bits);
+      if (remaining === 0) record.masks.delete(kind);
+      else record.masks.set(kind, current & ~bits);
+    }
+    if (record.masks.size === 0) this.marks.delete(key);
+  }
+
+  /** Answers a permission event; a second answer, or one after close, is a no-op. */
+  respond(event: FanotifyEvent, rawResponse: Response): void {
+    const response = checkResponse(rawResponse);
+    if (!(event instanceof FanotifyEvent)) throw invalidArgument(`expected a FanotifyEvent, got ${describe(event)}`);
+    if (FanotifyEvent.responderOf(event) !== this) {
+      throw invalidArgument(event.isPermission() ? 'this permission event belongs to another instance' : 'only permission events can be answered');
+    }
+    if (this.isClosed) return;
+    let bits = response.allow ? FAN.FAN_ALLOW : FAN.FAN_DENY;
+    if (response.audit) bits |= FAN.FAN_AUDIT;
+    if (response.errno !== undefined) {
+      if (!capabilities().denyErrno) throw new FanotifyError('NotSupported', 'a deny errno needs Linux 6.14 (FAN_DENY_ERRNO)');
+      bits |= response.errno << FAN.FAN_ERRNO_SHIFT;
+    }
+    try {
+      this.reader.respond(FanotifyEvent.idOf(event), bits >>> 0);
+    } catch (err) {
+      throw fromNative(err, { action: 'the kernel refused this answer' + (response.errno ? ` (errno ${response.errno} may not be allowed for this event)` : response.audit ? ' (audit needs FanotifyFlags.ENABLE_AUDIT)' : '') });
+    }
+    FanotifyEvent.markAnswered(event);
+  }
+
+  /** Turns native records into deliveries, in order. */
+  convert(records: NativeRecord[]): Delivery[] {
+    const out: Delivery[] = [];
+    for (const record of records) {
+      switch (record.kind) {
+        case RecordKind.Warning:
+          out.push({ type: 'warning', message: record.message ?? 'warning' });
+          break;
+        case RecordKind.Error: {
+          const code = ERRNO_NAMES.get(record.errno ?? 0) ?? 'EIO';
+          const error = fromNative(
+            { message: record.message, code, errno: -(record.errno ?? 0), syscall: 'read' },
+            { action: 'reading the fanotify queue failed; an event was dropped (for a permission event, the kernel denied it)' },
+          );
+          out.push({ type: 'error', error });
+          break;
+        }
+        default: {
+          const processInfo = this.settings.processInfo && record.kind === RecordKind.Normal ? readProcessInfo(record.pid) : null;
+          const event = new FanotifyEvent(record, this, processInfo);
+          if (event.permissionOverflow) {
+            const error = new FanotifyError('LimitReached', 'the permission event queue overflowed: some accesses were not checked (raise queue limits or answer faster)');
+            out.push({ type: 'error', error, event });
+          } else {
+            out.push({ type: 'event', event });
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  setBufferSize(bytes: number): void {
+    this.assertOpen();
+    this.reader.setBufferSize(bytes);
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.marks.clear();
+    this.reader.close();
+  }
+
+  /** Which group each part of a mask goes to. */
+  private route(mask: number): Map<GroupKind, number> {
+    const parts = new Map<GroupKind, number>();
+    if (this.exactFlags !== undefined) {
+      parts.set('exact', mask);
+      return parts;
+    }
+    const scope = mask & EventClass.FLAGS;
+    const add = (kind: GroupKind, bits: number, withScope = true) => {
+      if (bits) parts.set(kind, (parts.get(kind) ?? 0) | bits | (withScope ? scope : 0));
+    };
+    add('content', mask & EventClass.PERMISSION);
+    add('precontent', mask & EventClass.PRE_CONTENT);
+    add('mnt', mask & EventClass.MOUNT, false);
+    add('fid', mask & EventClass.NEEDS_FID);
+    // fd mode gives a path for any object (mount and filesystem marks too)
+    // without CAP_DAC_READ_SEARCH; unprivileged groups must report FIDs.
+    add(capabilities().privileged ? 'fd' : 'fid', mask & EventClass.FILE_CONTENT);
+    return parts;
+  }
+
+  private groupFlags(kind: GroupKind): number {
+    const base = FAN.FAN_CLOEXEC | FAN.FAN_NONBLOCK | (this.settings.flags & ~FAN.FAN_NONBLOCK);
+    switch (kind) {
+      case 'fd': return base | FAN.FAN_CLASS_NOTIF;
+      case 'fid': return base | FAN.FAN_CLASS_NOTIF | FAN.FAN_REPORT_FID | FAN.FAN_REPORT_DFID_NAME;
+      case 'content': return base | FAN.FAN_CLASS_CONTENT;
+      case 'precontent': return base | FAN.FAN_CLASS_PRE_CONTENT;
+      case 'mnt': return (base & ~FAN.FAN_REPORT_PIDFD) | FAN.FAN_REPORT_MNT;
+      case 'exact': return this.exactFlags ?? 0;
+    }
+  }
+
+  private ensureGroup(kind: GroupKind): number {
+    let group = this.groups.get(kind);
+    if (group === undefined) {
+      group = this.createGroup(this.groupFlags(kind), kind);
+      this.groups.set(kind, group);
+    }
+    return group;
+  }
+
+  private createGroup(flags: number, kind: GroupKind): number {
+    try {
+      return this.reader.addGroup(flags, this.settings.eventFlags);
+    } catch (err) {
+      const what = { fd: 'a notification group', fid: 'a file-id (FID) notification group', content: 'a permission (content) group', precontent: 'a pre-content group', mnt: 'a mount-event group', exact: 'a group with these flags' }[kind];
+      throw fromNative(err, { action: `creating ${what}`, initFlags: flags });
+    }
+  }
+
+  private callMark(group: number, flags: number, mask: number, path: string, kind: GroupKind): void {
+    try {
+      this.reader.mark(group, flags, mask, FAN.AT_FDCWD, path);
+    } catch (err) {
+      throw fromNative(err, {
+        action: flags & FAN.FAN_MARK_ADD ? 'adding a mark on' : 'removing a mark from',
+        path,
+        mask,
+        markFlags: flags,
+        initFlags: this.groupFlags(kind),
+      });
+    }
+  }
+
+  private removeMark(kind: GroupKind, record: MarkRecord, bits: number): void {
+    try {
+      this.callMark(this.groups.get(kind)!, FAN.FAN_MARK_REMOVE | record.flags, bits, record.path, kind);
+    } catch (err) {
+      // The kernel drops a mark by itself when its inode goes away: then
+      // there is nothing left to remove, which is what the caller wanted.
+      if (!(err instanceof FanotifyError && err.code === 'ENOENT')) throw err;
+    }
+  }
+
+  /** Takes back the bits an addWatch placed before one of its parts failed. */
+  private undo(record: MarkRecord, placed: Array<[GroupKind, number]>): void {
+    for (const [kind, bits] of placed) {
+      if (bits & ~EventClass.FLAGS) {
+        try {
+          this.removeMark(kind, record, bits);
+        } catch {
+          // best effort: the original error is the one to report
+        }
+      }
+      const left = (record.masks.get(kind) ?? 0) & ~bits;
+      if (left & ~EventClass.FLAGS) record.masks.set(kind, left);
+      else record.masks.delete(kind);
+    }
+  }
+}
+
+function markKey(path: string, type: MarkType, ignore: boolean): string {
+  return `${type}\0${ignore ? 'ignore' : 'watch'}\0${path}`;
+}
+
+function checkWatchOptions(raw: unknown): WatchOptions {
+  const o = checkOptions<WatchOptions>(raw, 'watch options', WATCH_KEYS);
+  if (o.mark !== undefined) checkOneOf(o.mark, 'options.mark', ['inode', 'mount', 'filesystem', 'mntns']);
+  for (const key of WATCH_KEYS) {
+    if (key !== 'mark' && o[key] !== undefined) checkBoolean(o[key], `options.${key}`);
+  }
+  return o;
+}
+
+function checkResponse(raw: unknown): Response {
+  const r = checkOptions<Response>(raw, 'response', ['allow', 'audit', 'errno']);
+  if (r.allow === undefined) throw invalidArgument('response.allow is required (true or false)');
+  checkBoolean(r.allow, 'response.allow');
+  if (r.audit !== undefined) checkBoolean(r.audit, 'response.audit');
+  if (r.errno !== undefined) {
+    checkInteger(r.errno, 'response.errno', 1, FAN.FAN_ERRNO_MASK);
+    if (r.allow) throw invalidArgument('response.errno goes with allow: false');
+  }
+  return r as Response;
+}
+
+/** Whether the path is a directory; a missing path is an InvalidPath error. */
+function statIsDirectory(path: string, options: WatchOptions): boolean {
+  try {
+    return (options.dontFollow ? fs.lstatSync(path) : fs.statSync(path)).isDirectory();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw fromNative({ message: e.message, code: e.code, errno: e.errno, syscall: 'stat' }, { path, action: 'cannot watch' });
+  }
+}

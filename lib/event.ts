@@ -1,0 +1,157 @@
+import * as path from 'node:path';
+import { EVENT_BIT_NAMES, EventClass, FAN } from './constants';
+import { invalidArgument } from './errors';
+import type { NativeRecord } from './native';
+import type { EventInfo, ProcessInfo, Response } from './types';
+
+/** Whoever can answer an event's permission request: the instance it came from. */
+export interface Responder {
+  respond(event: FanotifyEvent, response: Response): void;
+}
+
+const responders = new WeakMap<FanotifyEvent, Responder>();
+const ids = new WeakMap<FanotifyEvent, number>();
+
+class Info implements EventInfo {
+  constructor(
+    readonly pid: number,
+    readonly isDirectory: boolean,
+    readonly path: string | null,
+    private readonly entryName: string | null,
+  ) {}
+
+  filename(): string | null {
+    if (this.path !== null) return path.basename(this.path) || this.path;
+    return this.entryName;
+  }
+}
+
+/** One event from the kernel, with its path resolved where the kernel allows. */
+export class FanotifyEvent {
+  /** The kernel's event bits (see MaskFlags). */
+  readonly mask: number;
+  readonly info: EventInfo;
+  /** The entry's name, for directory-entry events (create, delete, move, rename). */
+  readonly name: string | null;
+  /** Where the entry was, for RENAME and MOVED_FROM. */
+  readonly oldPath: string | null;
+  /** Where the entry is now, for RENAME and MOVED_TO. */
+  readonly newPath: string | null;
+  /** The process that caused it, when the option `processInfo` is set. */
+  readonly process: ProcessInfo | null;
+  /** For FS_ERROR events: the error and how many times it happened. */
+  readonly fsError?: { error: number; errorCount: number };
+  /** For PRE_ACCESS events: the byte range about to be accessed. */
+  readonly range?: { offset: number; count: number };
+  /** For mount events: the mount id. */
+  readonly mountId?: bigint;
+  /** True for an overflow from a permission group: accesses went through unchecked. */
+  readonly permissionOverflow: boolean;
+  #fd: number;
+
+  /** @internal Built by the library from what the native reader decoded. */
+  constructor(record: NativeRecord, responder?: Responder, processInfo: ProcessInfo | null = null) {
+    this.mask = record.mask;
+    this.info = new Info(record.pid, record.isDirectory, record.path, record.name);
+    this.name = record.name;
+    this.oldPath = record.oldPath;
+    this.newPath = record.newPath;
+    this.process = processInfo;
+    if (record.fsError) this.fsError = record.fsError;
+    if (record.range) this.range = record.range;
+    if (record.mountId !== undefined) this.mountId = record.mountId;
+    this.permissionOverflow = (record.mask & FAN.FAN_Q_OVERFLOW) !== 0 && record.permissionGroup;
+    this.#fd = record.fd;
+    if (record.id && responder) {
+      responders.set(this, responder);
+      ids.set(this, record.id);
+    }
+  }
+
+  get pid(): number { return this.info.pid; }
+  get path(): string | null { return this.info.path; }
+  get isDirectory(): boolean { return this.info.isDirectory; }
+  /**
+   * The event's fd: open for permission events until they are answered (then
+   * -1); -1 for notification events, whose fds the reader closes once it has
+   * the path, and for FID-reporting events, which carry none.
+   */
+  get fd(): number { return this.#fd; }
+
+  isAccess(): boolean { return this.has(FAN.FAN_ACCESS | FAN.FAN_ACCESS_PERM | FAN.FAN_PRE_ACCESS); }
+  isModify(): boolean { return this.has(FAN.FAN_MODIFY); }
+  isAttrib(): boolean { return this.has(FAN.FAN_ATTRIB); }
+  isOpen(): boolean { return this.has(FAN.FAN_OPEN | FAN.FAN_OPEN_EXEC | FAN.FAN_OPEN_PERM | FAN.FAN_OPEN_EXEC_PERM); }
+  isClose(): boolean { return this.has(FAN.FAN_CLOSE); }
+  isCreate(): boolean { return this.has(FAN.FAN_CREATE); }
+  isDelete(): boolean { return this.has(FAN.FAN_DELETE | FAN.FAN_DELETE_SELF); }
+  isMove(): boolean { return this.has(FAN.FAN_MOVE | FAN.FAN_MOVE_SELF | FAN.FAN_RENAME); }
+  isPermission(): boolean { return this.has(EventClass.PERMISSION | EventClass.PRE_CONTENT); }
+  isOverflow(): boolean { return this.has(FAN.FAN_Q_OVERFLOW); }
+  isError(): boolean { return this.has(FAN.FAN_FS_ERROR); }
+
+  /** The names of the bits in `mask`, e.g. `['CREATE', 'ONDIR']`. */
+  types(): string[] {
+    const names: string[] = [];
+    for (const [bit, name] of EVENT_BIT_NAMES) if (this.mask & bit) names.push(name);
+    return names;
+  }
+
+  /** One human line: types, path (or old -> new), pid. */
+  description(): string {
+    const where =
+      this.oldPath !== null && this.newPath !== null && this.oldPath !== this.newPath
+        ? `${this.oldPath} -> ${this.newPath}`
+        : (this.path ?? (this.name !== null ? `?/${this.name}` : '(no path)'));
+    const who = this.process?.comm ? ` ${this.process.comm}` : '';
+    return `${this.types().join('|')} ${where} (pid ${this.pid}${who})`;
+  }
+
+  /** Allow the access this permission event is asking about. */
+  allow(): void { this.respond({ allow: true }); }
+  /** Deny it: the process's call fails with EPERM. */
+  deny(): void { this.respond({ allow: false }); }
+
+  respond(response: Response): void {
+    const responder = responders.get(this);
+    if (!responder) throw invalidArgument(`only permission events can be answered; this is ${this.types().join('|') || 'an event'}`);
+    responder.respond(this, response);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      mask: this.mask,
+      types: this.types(),
+      pid: this.pid,
+      path: this.path,
+      name: this.name,
+      oldPath: this.oldPath,
+      newPath: this.newPath,
+      isDirectory: this.isDirectory,
+      fd: this.fd,
+      process: this.process,
+      ...(this.fsError ? { fsError: this.fsError } : {}),
+      ...(this.range ? { range: this.range } : {}),
+      ...(this.mountId !== undefined ? { mountId: this.mountId.toString() } : {}),
+    };
+  }
+
+  private has(bits: number): boolean {
+    return (this.mask & bits) !== 0;
+  }
+
+  /** @internal The instance that can answer this event, if any. */
+  static responderOf(event: FanotifyEvent): Responder | undefined {
+    return responders.get(event);
+  }
+
+  /** @internal The id the native reader answers by, or 0. */
+  static idOf(event: FanotifyEvent): number {
+    return ids.get(event) ?? 0;
+  }
+
+  /** @internal Called once the event is answered: its fd is closed. */
+  static markAnswered(event: FanotifyEvent): void {
+    event.#fd = -1;
+  }
+}

@@ -1,0 +1,116 @@
+import * as path from 'node:path';
+import { FanotifyError } from './errors';
+
+/** A decoded info record of the FID family, as the low-level module returns it. */
+export interface RawFileId {
+  type: 'fid' | 'dfid' | 'dfidName' | 'oldDfidName' | 'newDfidName' | 'unknown';
+  infoType: number;
+  fsid: [number, number];
+  handleType: number;
+  /** The kernel's struct file_handle, usable with open_by_handle_at. */
+  handle: Buffer;
+  name: string | null;
+}
+
+export interface RawEvent {
+  eventLen: number;
+  vers: number;
+  metadataLen: number;
+  mask: number;
+  fd: number;
+  pid: number;
+  fids: RawFileId[];
+  pidfd?: number;
+  fsError?: { error: number; errorCount: number };
+  range?: { offset: number; count: number };
+  mountId?: bigint;
+  unknownRecords: number[];
+}
+
+/** Kinds of records the reader queues (native/reader.h Event::Kind). */
+export const enum RecordKind {
+  Normal = 0,
+  Overflow = 1,
+  Error = 2,
+  Warning = 3,
+}
+
+/** One event as the native reader hands it over, paths already resolved. */
+export interface NativeRecord {
+  kind: RecordKind;
+  mask: number;
+  pid: number;
+  fd: number;
+  id: number;
+  group: number;
+  permissionGroup: boolean;
+  isDirectory: boolean;
+  path: string | null;
+  name: string | null;
+  oldPath: string | null;
+  newPath: string | null;
+  errno?: number;
+  message?: string;
+  fsError?: { error: number; errorCount: number };
+  range?: { offset: number; count: number };
+  mountId?: bigint;
+}
+
+export interface NativeReaderOptions {
+  permissionTimeout: number;
+  defaultResponse: number;
+  allowSelf: boolean;
+  queueLimit: number;
+  bufferSize: number;
+}
+
+export interface NativeReader {
+  addGroup(flags: number, eventFlags: number): number;
+  mark(group: number, flags: number, mask: number, dirfd: number, path: string | undefined): void;
+  take(max: number, timeoutMs: number): NativeRecord[];
+  respond(id: number, response: number): boolean;
+  setBufferSize(bytes: number): void;
+  startAsync(deliver: (records: NativeRecord[]) => void): void;
+  setDelivery(on: boolean): void;
+  setRef(on: boolean): void;
+  groupFd(group: number): number;
+  stats(): { queued: number; pendingPermissions: number };
+  close(): void;
+}
+
+export interface NativeAddon {
+  Reader: new (options: NativeReaderOptions) => NativeReader;
+  fanotifyInit(flags: number, eventFlags: number): number;
+  fanotifyMark(fd: number, flags: number, mask: number, dirfd: number, path?: string): void;
+  readEvents(fd: number, bufferSize: number): RawEvent[];
+  decode(bytes: Uint8Array): { events: RawEvent[]; bytesUsed: number };
+  writeResponse(fd: number, eventFd: number, response: number): void;
+  close(fd: number): void;
+  compiledConstants: Record<string, number>;
+}
+
+function load(): NativeAddon {
+  if (process.platform !== 'linux') {
+    throw new FanotifyError('NotSupported', `fanotify is a Linux API; this is ${process.platform}`);
+  }
+  try {
+    // node-gyp-build finds build/Release (a local build) or prebuilds/ (the
+    // shipped binary for this platform and ABI), in that order.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('node-gyp-build')(path.join(__dirname, '..')) as NativeAddon;
+  } catch (cause) {
+    throw new FanotifyError(
+      'NotSupported',
+      `the fanotify native addon could not be loaded (${(cause as Error).message}); ` +
+        'reinstall the package, or build it with a compiler present: npm rebuild fanotify',
+      { cause },
+    );
+  }
+}
+
+let addon: NativeAddon | undefined;
+
+/** The addon, loaded on first use so that importing never throws by itself. */
+export function native(): NativeAddon {
+  return (addon ??= load());
+}

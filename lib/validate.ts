@@ -1,0 +1,83 @@
+/**
+ * Argument checks that run before any system call, so bad input throws a
+ * clear FanotifyError and changes no state.
+ */
+import * as path from 'node:path';
+import { FanotifyError, invalidArgument } from './errors';
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
+  return typeof value;
+}
+
+/** A path to mark: a non-empty string without NUL bytes, made absolute against the cwd. */
+export function checkPath(value: unknown, what = 'path'): string {
+  if (typeof value !== 'string' && !(value instanceof URL) && !Buffer.isBuffer(value)) {
+    throw new FanotifyError('InvalidPath', `${what} must be a string, got ${describe(value)}`);
+  }
+  let p: string;
+  if (value instanceof URL) {
+    if (value.protocol !== 'file:') throw new FanotifyError('InvalidPath', `${what} must be a file: URL, got ${value.href}`);
+    p = decodeURIComponent(value.pathname);
+  } else {
+    p = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+  }
+  if (p.length === 0) throw new FanotifyError('InvalidPath', `${what} must not be empty`);
+  if (p.includes('\0')) throw new FanotifyError('InvalidPath', `${what} must not contain NUL bytes`);
+  if (path.isAbsolute(p)) return path.normalize(p);
+  let cwd: string;
+  try {
+    cwd = process.cwd();
+  } catch (cause) {
+    throw new FanotifyError('InvalidPath', `${what} ${JSON.stringify(p)} is relative and the current directory no longer exists`, { cause });
+  }
+  return path.resolve(cwd, p);
+}
+
+export function checkInteger(value: unknown, what: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw invalidArgument(`${what} must be an integer, got ${describe(value)}`);
+  }
+  if (value < min || value > max) throw invalidArgument(`${what} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+/** A bit mask: a non-negative integer using only `known` bits. */
+export function checkBits(value: unknown, what: string, known: number, allowZero: boolean): number {
+  const bits = checkInteger(value, what, 0, 0xffffffff);
+  const unknown = (bits & ~known) >>> 0;
+  if (unknown !== 0) throw invalidArgument(`${what} has unknown bits 0x${unknown.toString(16)}`);
+  if (!allowZero && bits === 0) throw invalidArgument(`${what} must not be 0`);
+  return bits;
+}
+
+export function checkBoolean(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') throw invalidArgument(`${what} must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
+export function checkOneOf<T extends string>(value: unknown, what: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw invalidArgument(`${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`);
+  }
+  return value as T;
+}
+
+/**
+ * An options object: undefined, or a plain object whose keys are all known.
+ * An unknown key is an error rather than silently ignored (a typo such as
+ * `recursve: true` must not quietly watch less than asked).
+ */
+export function checkOptions<T extends object>(value: unknown, what: string, known: readonly string[]): Partial<T> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgument(`${what} must be an object, got ${describe(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) throw invalidArgument(`${what} has an unknown option '${key}' (known: ${known.join(', ')})`);
+  }
+  return value as Partial<T>;
+}

@@ -1,0 +1,384 @@
+#include "reader.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fan_constants.h"
+
+namespace fan {
+
+namespace {
+
+constexpr uint64_t kPermissionMask = FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
+// How long take(0) waits for the thread to finish one read pass. A pass is a
+// read and some readlinks, so this only bounds a pathological stall.
+constexpr auto kFlushLimit = std::chrono::seconds(5);
+
+void closeIfOpen(int fd) {
+  if (fd >= 0) ::close(fd);
+}
+
+std::string describeExpired(int32_t pid, const std::string& path, int timeoutMs, uint32_t response) {
+  return "permission event from pid " + std::to_string(pid) + (path.empty() ? "" : " on '" + path + "'") +
+         " was not answered within " + std::to_string(timeoutMs) + " ms; answered " +
+         ((response & FAN_DENY) ? "deny" : "allow") + " by permissionTimeout";
+}
+
+}  // namespace
+
+Reader::Reader(const ReaderOptions& options) : options_(options), self_(getpid()) {
+  wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+Reader::~Reader() { close(); }
+
+int Reader::addGroup(unsigned flags, unsigned eventFlags, SysError& err) {
+  int fd = fanotify_init(flags, eventFlags);
+  if (fd < 0) {
+    err = {errno, "fanotify_init", ""};
+    return -1;
+  }
+  bool permission = (flags & (FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT)) != 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) {
+    ::close(fd);
+    err = {EBADF, "fanotify_init", ""};
+    return -1;
+  }
+  groups_.push_back({fd, flags, permission});
+  if (!thread_.joinable()) {
+    thread_ = std::thread(&Reader::run, this);
+  } else {
+    wake();  // the thread's poll set is rebuilt on each pass
+  }
+  return static_cast<int>(groups_.size() - 1);
+}
+
+int Reader::groupFd(int group) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (group < 0 || static_cast<size_t>(group) >= groups_.size()) return -1;
+  return groups_[group].fd;
+}
+
+bool Reader::mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err) {
+  int fd;
+  unsigned groupFlags;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || group < 0 || static_cast<size_t>(group) >= groups_.size()) {
+      err = {EBADF, "fanotify_mark", path};
+      return false;
+    }
+    fd = groups_[group].fd;
+    groupFlags = groups_[group].flags;
+  }
+  if (fanotify_mark(fd, flags, mask, dirfd, path.empty() ? nullptr : path.c_str()) != 0) {
+    err = {errno, "fanotify_mark", path};
+    return false;
+  }
+  bool reportsFid = (groupFlags & (FAN_REPORT_FID | FAN_REPORT_DIR_FID)) != 0;
+  if ((flags & FAN_MARK_ADD) && reportsFid && !path.empty())
+    paths_.rememberMarked(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));
+  return true;
+}
+
+void Reader::wake() {
+  uint64_t one = 1;
+  ssize_t ignored = write(wakeFd_, &one, sizeof(one));
+  (void)ignored;  // EAGAIN means a wake-up is already pending
+}
+
+void Reader::setNotify(std::function<void()> notify) {
+  std::lock_guard<std::mutex> lock(mu_);
+  notify_ = std::move(notify);
+}
+
+void Reader::setBufferSize(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.bufferSize = bytes;
+}
+
+size_t Reader::queued() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+size_t Reader::pendingPermissions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_.size();
+}
+
+void Reader::take(std::vector<Event>& out, size_t max, int timeoutMs) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (queue_.empty() && !stopping_ && thread_.joinable()) {
+    if (timeoutMs == 0) {
+      // "Nothing queued" must mean nothing in the kernel either: ask the
+      // thread for one read pass and wait for it.
+      uint64_t ticket = ++flushRequested_;
+      wake();
+      cv_.wait_for(lock, kFlushLimit, [&] { return flushDone_ >= ticket || stopping_; });
+    } else {
+      auto ready = [&] { return !queue_.empty() || stopping_; };
+      if (timeoutMs < 0)
+        cv_.wait(lock, ready);
+      else
+        cv_.wait_for(lock, std::chrono::milliseconds(timeoutMs), ready);
+    }
+  }
+  moveOutLocked(out, max);
+}
+
+void Reader::drain(std::vector<Event>& out, size_t max) {
+  std::lock_guard<std::mutex> lock(mu_);
+  moveOutLocked(out, max);
+}
+
+void Reader::moveOutLocked(std::vector<Event>& out, size_t max) {
+  while (!queue_.empty() && out.size() < max) {
+    out.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  if (throttled_ && queue_.size() < options_.queueLimit) {
+    throttled_ = false;
+    wake();
+  }
+}
+
+int Reader::respond(uint64_t id, uint32_t response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return 0;
+  Pending& p = it->second;
+  struct fanotify_response r = {p.eventFd, response};
+  if (write(p.groupFd, &r, sizeof(r)) != sizeof(r)) {
+    int err = errno;
+    // ENOENT: the kernel no longer waits for it; anything else (EINVAL for an
+    // errno the kernel refuses) leaves it pending for the deadline to answer.
+    if (err != ENOENT) return -err;
+  }
+  ::close(p.eventFd);
+  pending_.erase(it);
+  return 1;
+}
+
+void Reader::answerLocked(Pending& p, uint32_t response) {
+  struct fanotify_response r = {p.eventFd, response};
+  ssize_t ignored = write(p.groupFd, &r, sizeof(r));
+  (void)ignored;  // the only failure left is "no longer pending"
+  ::close(p.eventFd);
+}
+
+bool Reader::isOwnProcess(int32_t pid) const {
+  if (pid == self_) return true;
+  // With FAN_REPORT_TID the pid is a thread id: one of ours if it is listed
+  // under our own /proc entry.
+  char task[64];
+  snprintf(task, sizeof(task), "/proc/self/task/%d", pid);
+  return access(task, F_OK) == 0;
+}
+
+int Reader::pollTimeoutLocked() {
+  if (flushRequested_ != flushDone_) return 0;
+  if (pending_.empty()) return -1;
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (const auto& [id, p] : pending_)
+    if (p.deadline < next) next = p.deadline;
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(next - std::chrono::steady_clock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(left);
+}
+
+void Reader::expireLocked(std::vector<Event>& batch) {
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    answerLocked(it->second, options_.defaultResponse);
+    Event warning;
+    warning.kind = Event::Kind::Warning;
+    warning.id = it->first;
+    warning.raw.pid = it->second.pid;
+    warning.message = describeExpired(it->second.pid, it->second.path, options_.permissionTimeoutMs,
+                                      options_.defaultResponse);
+    batch.push_back(std::move(warning));
+    it = pending_.erase(it);
+  }
+}
+
+void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch) {
+  ssize_t n = read(group.fd, buf.data(), buf.size());
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    // EMFILE/ENFILE: the kernel could not open the event's fd; it dropped the
+    // event (and denied it, for a permission event). Report, keep reading.
+    Event error;
+    error.kind = Event::Kind::Error;
+    error.err = errno;
+    error.group = index;
+    error.permissionGroup = group.permission;
+    error.message = std::string("read: ") + std::strerror(errno);
+    batch.push_back(std::move(error));
+    return;
+  }
+  std::vector<RawEvent> raws;
+  decodeEvents(buf.data(), static_cast<size_t>(n), raws);
+  for (auto& raw : raws) decorate(std::move(raw), index, group, batch);
+}
+
+void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch) {
+  Event ev;
+  ev.group = index;
+  ev.permissionGroup = group.permission;
+  if (raw.hasPidfd) closeIfOpen(raw.pidfd);
+
+  if (raw.mask & FAN_Q_OVERFLOW) {
+    closeIfOpen(raw.fd);
+    ev.kind = Event::Kind::Overflow;
+    ev.raw = std::move(raw);
+    batch.push_back(std::move(ev));
+    return;
+  }
+
+  bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
+  if (permission && options_.allowSelf && isOwnProcess(raw.pid)) {
+    struct fanotify_response r = {raw.fd, FAN_ALLOW};
+    ssize_t ignored = write(group.fd, &r, sizeof(r));
+    (void)ignored;
+    ::close(raw.fd);
+    return;
+  }
+
+  ev.isDirectory = (raw.mask & FAN_ONDIR) != 0;
+  if (raw.fd >= 0) ev.hasPath = PathResolver::fromFd(raw.fd, ev.path);
+
+  const FileIdRecord* dirName = raw.findFid(FAN_EVENT_INFO_TYPE_DFID_NAME);
+  const FileIdRecord* oldName = raw.findFid(FAN_EVENT_INFO_TYPE_OLD_DFID_NAME);
+  const FileIdRecord* newName = raw.findFid(FAN_EVENT_INFO_TYPE_NEW_DFID_NAME);
+  const FileIdRecord* self = raw.findFid(FAN_EVENT_INFO_TYPE_FID);
+  const FileIdRecord* dir = raw.findFid(FAN_EVENT_INFO_TYPE_DFID);
+
+  if (oldName) ev.hasOldPath = paths_.fromHandle(*oldName, ev.oldPath);
+  if (newName) ev.hasNewPath = paths_.fromHandle(*newName, ev.newPath);
+  const FileIdRecord* named = dirName ? dirName : (newName ? newName : oldName);
+  if (named && !named->name.empty() && named->name != ".") {
+    ev.hasName = true;
+    ev.name = named->name;
+  }
+  if (!ev.hasPath && dirName) ev.hasPath = paths_.fromHandle(*dirName, ev.path);
+  if (!ev.hasPath && ev.hasNewPath) ev.hasPath = true, ev.path = ev.newPath;
+  if (!ev.hasPath && ev.hasOldPath) ev.hasPath = true, ev.path = ev.oldPath;
+  if (!ev.hasPath && self) ev.hasPath = paths_.fromHandle(*self, ev.path);
+  if (!ev.hasPath && dir) ev.hasPath = paths_.fromHandle(*dir, ev.path);
+  if (ev.hasPath && (raw.mask & FAN_MOVED_FROM) && !ev.hasOldPath) ev.hasOldPath = true, ev.oldPath = ev.path;
+  if (ev.hasPath && (raw.mask & FAN_MOVED_TO) && !ev.hasNewPath) ev.hasNewPath = true, ev.newPath = ev.path;
+  if (self && (raw.mask & (FAN_MOVE_SELF | FAN_DELETE_SELF))) paths_.forget(*self);
+
+  if (permission) {
+    ev.fd = raw.fd;  // answered (and closed) through respond() or the deadline
+  } else {
+    closeIfOpen(raw.fd);
+  }
+  ev.raw = std::move(raw);
+  batch.push_back(std::move(ev));
+}
+
+void Reader::run() {
+  std::vector<uint8_t> buf;
+  std::vector<pollfd> fds;
+  std::vector<int> fdGroup;
+  std::vector<Group> groups;
+  for (;;) {
+    int timeout;
+    uint64_t flushSeen;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      // A full queue leaves notification groups unread, so the kernel keeps
+      // the backlog and its overflow event stays truthful. Permission groups
+      // are always read: their events are bounded by the threads they block,
+      // and each needs its deadline.
+      bool full = queue_.size() >= options_.queueLimit;
+      throttled_ = false;
+      fds.assign(1, pollfd{wakeFd_, POLLIN, 0});
+      fdGroup.assign(1, -1);
+      for (size_t i = 0; i < groups_.size(); i++) {
+        if (full && !groups_[i].permission) {
+          throttled_ = true;
+          continue;
+        }
+        fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
+        fdGroup.push_back(static_cast<int>(i));
+      }
+      groups = groups_;
+      flushSeen = flushRequested_;
+      timeout = pollTimeoutLocked();
+      if (buf.size() != options_.bufferSize) buf.resize(options_.bufferSize);
+    }
+
+    int n = poll(fds.data(), fds.size(), timeout);
+    std::vector<Event> batch;
+    if (n > 0) {
+      if (fds[0].revents & POLLIN) {
+        uint64_t count;
+        ssize_t ignored = read(wakeFd_, &count, sizeof(count));
+        (void)ignored;
+      }
+      for (size_t k = 1; k < fds.size(); k++)
+        if (fds[k].revents & POLLIN) readGroup(fdGroup[k], groups[fdGroup[k]], buf, batch);
+    }
+
+    std::function<void()> notify;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = std::chrono::steady_clock::now();
+      for (auto& ev : batch) {
+        if (ev.fd >= 0) {
+          ev.id = nextId_++;
+          pending_.emplace(ev.id, Pending{groups[ev.group].fd, ev.fd,
+                                          now + std::chrono::milliseconds(options_.permissionTimeoutMs),
+                                          ev.raw.pid, ev.path});
+        }
+      }
+      expireLocked(batch);
+      for (auto& ev : batch) queue_.push_back(std::move(ev));
+      flushDone_ = flushSeen;
+      if (!batch.empty()) notify = notify_;
+    }
+    cv_.notify_all();
+    if (notify) notify();
+  }
+}
+
+void Reader::close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake();
+  if (thread_.joinable()) thread_.join();
+  std::vector<Group> groups;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, p] : pending_) answerLocked(p, options_.defaultResponse);
+    pending_.clear();
+    queue_.clear();  // permission fds in it were closed through pending_
+    groups.swap(groups_);
+    notify_ = nullptr;
+  }
+  for (const auto& g : groups) ::close(g.fd);
+  paths_.closeAll();
+  closeIfOpen(wakeFd_);
+  wakeFd_ = -1;
+  closed_ = true;
+  cv_.notify_all();
+}
+
+}  // namespace fan

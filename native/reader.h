@@ -1,0 +1,139 @@
+// The Reader owns an instance's fanotify groups and the one thread that reads
+// them. Both front ends (sync Fanotify and AsyncFanotify) sit on it, so the
+// permission-safety rules live here once:
+//   - own-process permission events are allowed before JavaScript sees them;
+//   - every permission event has a deadline kept by this thread;
+//   - an answer names an event id, never an fd number, so a second answer or
+//     one after close() is a no-op;
+//   - close() answers everything pending, then closes every fd.
+//
+// Locking: one mutex (mu_) guards the queue, the pending permission table,
+// the group list and the flags below it. The thread holds it only to move a
+// decoded batch in and to expire deadlines; it reads, decodes and resolves
+// paths without it, so a slow readlink never blocks the JavaScript thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "decoder.h"
+#include "errors.h"
+#include "paths.h"
+
+namespace fan {
+
+struct Event {
+  enum class Kind : uint8_t {
+    Normal,    // a kernel event
+    Overflow,  // the kernel dropped events (FAN_Q_OVERFLOW)
+    Error,     // the reader could not read (EMFILE, ...); it keeps running
+    Warning,   // a permission event was answered by its deadline
+  };
+  Kind kind = Kind::Normal;
+  RawEvent raw;        // metadata and decoded records; raw.fd is not owned here
+  int group = -1;      // index of the group it came from
+  bool permissionGroup = false;
+  uint64_t id = 0;     // non-zero for permission events: the answer's key
+  int fd = -1;         // kept open only for permission events, until answered
+  bool isDirectory = false;
+  bool hasPath = false, hasName = false, hasOldPath = false, hasNewPath = false;
+  std::string path, name, oldPath, newPath;
+  int err = 0;         // Error / Warning
+  std::string message;
+};
+
+struct ReaderOptions {
+  int permissionTimeoutMs = 10000;
+  uint32_t defaultResponse = 0x01;  // FAN_ALLOW
+  bool allowSelf = true;
+  size_t queueLimit = 16384;
+  size_t bufferSize = 65536;
+};
+
+class Reader {
+ public:
+  explicit Reader(const ReaderOptions& options);
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  // Creates a group with exactly these fanotify_init flags; returns its index.
+  int addGroup(unsigned flags, unsigned eventFlags, SysError& err);
+  bool mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err);
+  int groupFd(int group) const;
+
+  // Moves up to `max` queued events into `out`. timeoutMs: 0 returns at once
+  // (after asking the thread to read what the kernel holds), < 0 waits until
+  // an event arrives or the reader closes, > 0 waits at most that long.
+  void take(std::vector<Event>& out, size_t max, int timeoutMs);
+  // Moves what is queued now, without waiting or asking the thread to read.
+  void drain(std::vector<Event>& out, size_t max);
+
+  // 1: answered; 0: not pending (already answered, expired or closed); < 0: -errno.
+  int respond(uint64_t id, uint32_t response);
+
+  void setBufferSize(size_t bytes);
+  // Called on the reader thread after it queues events; async front ends use
+  // it to uv_async_send. Set before the first group, cleared in close().
+  void setNotify(std::function<void()> notify);
+
+  void close();
+  bool closed() const { return closed_.load(); }
+  size_t queued();
+  size_t pendingPermissions();
+
+ private:
+  struct Group {
+    int fd;
+    unsigned flags;
+    bool permission;  // a content or pre-content class group
+  };
+  struct Pending {
+    int groupFd;
+    int eventFd;
+    std::chrono::steady_clock::time_point deadline;
+    int32_t pid;
+    std::string path;
+  };
+
+  void run();
+  void wake();
+  void readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch);
+  void decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch);
+  bool isOwnProcess(int32_t pid) const;
+  void moveOutLocked(std::vector<Event>& out, size_t max);
+  int pollTimeoutLocked();
+  void expireLocked(std::vector<Event>& batch);
+  void answerLocked(Pending& p, uint32_t response);
+
+  ReaderOptions options_;
+  PathResolver paths_;
+  int wakeFd_ = -1;
+  std::thread thread_;
+  pid_t self_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Group> groups_;
+  std::deque<Event> queue_;
+  std::unordered_map<uint64_t, Pending> pending_;
+  uint64_t nextId_ = 1;
+  uint64_t flushRequested_ = 0, flushDone_ = 0;
+  bool throttled_ = false;  // the thread left bounded groups unread: queue full
+  bool stopping_ = false;
+  std::function<void()> notify_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace fan

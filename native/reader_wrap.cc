@@ -1,0 +1,189 @@
+#include "reader_wrap.h"
+
+#include <climits>
+
+#include "convert.h"
+#include "errors.h"
+
+namespace fan {
+
+namespace {
+
+// Events handed to JavaScript per wake-up. Bounded so one busy burst cannot
+// hold the event loop; the rest goes in the next turn.
+constexpr size_t kDeliveryBatch = 4096;
+
+ReaderOptions parseOptions(const Napi::Object& o) {
+  ReaderOptions options;
+  if (o.Has("permissionTimeout")) options.permissionTimeoutMs = o.Get("permissionTimeout").As<Napi::Number>().Int32Value();
+  if (o.Has("defaultResponse")) options.defaultResponse = o.Get("defaultResponse").As<Napi::Number>().Uint32Value();
+  if (o.Has("allowSelf")) options.allowSelf = o.Get("allowSelf").As<Napi::Boolean>().Value();
+  if (o.Has("queueLimit")) options.queueLimit = o.Get("queueLimit").As<Napi::Number>().Uint32Value();
+  if (o.Has("bufferSize")) options.bufferSize = o.Get("bufferSize").As<Napi::Number>().Uint32Value();
+  return options;
+}
+
+Napi::Array eventsToJs(Napi::Env env, const std::vector<Event>& events) {
+  Napi::Array array = Napi::Array::New(env, events.size());
+  for (size_t i = 0; i < events.size(); i++) array.Set(i, eventToJs(env, events[i]));
+  return array;
+}
+
+}  // namespace
+
+Napi::Function ReaderWrap::Init(Napi::Env env) {
+  return DefineClass(env, "Reader",
+                     {
+                         InstanceMethod<&ReaderWrap::AddGroup>("addGroup"),
+                         InstanceMethod<&ReaderWrap::Mark>("mark"),
+                         InstanceMethod<&ReaderWrap::Take>("take"),
+                         InstanceMethod<&ReaderWrap::Respond>("respond"),
+                         InstanceMethod<&ReaderWrap::SetBufferSize>("setBufferSize"),
+                         InstanceMethod<&ReaderWrap::StartAsync>("startAsync"),
+                         InstanceMethod<&ReaderWrap::SetDelivery>("setDelivery"),
+                         InstanceMethod<&ReaderWrap::SetRef>("setRef"),
+                         InstanceMethod<&ReaderWrap::GroupFd>("groupFd"),
+                         InstanceMethod<&ReaderWrap::Stats>("stats"),
+                         InstanceMethod<&ReaderWrap::Close>("close"),
+                     });
+}
+
+ReaderWrap::ReaderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReaderWrap>(info), env_(info.Env()) {
+  ReaderOptions options = info[0].IsObject() ? parseOptions(info[0].As<Napi::Object>()) : ReaderOptions{};
+  reader_ = std::make_unique<Reader>(options);
+  napi_add_env_cleanup_hook(env_, &ReaderWrap::OnEnvCleanup, this);
+  cleanupHookRegistered_ = true;
+}
+
+ReaderWrap::~ReaderWrap() { Shutdown(); }
+
+void ReaderWrap::OnEnvCleanup(void* self) {
+  auto* wrap = static_cast<ReaderWrap*>(self);
+  wrap->cleanupHookRegistered_ = false;  // the environment is running it now
+  wrap->Shutdown();
+}
+
+void ReaderWrap::Shutdown() {
+  if (cleanupHookRegistered_) {
+    napi_remove_env_cleanup_hook(env_, &ReaderWrap::OnEnvCleanup, this);
+    cleanupHookRegistered_ = false;
+  }
+  // Joins the reader thread and answers every pending permission event.
+  if (reader_) reader_->close();
+  if (async_) {
+    async_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    async_ = nullptr;
+  }
+  if (!callback_.IsEmpty()) callback_.Reset();
+}
+
+Napi::Value ReaderWrap::AddGroup(const Napi::CallbackInfo& info) {
+  SysError err;
+  int index = reader_->addGroup(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(), err);
+  if (index < 0) throwSysError(info.Env(), err);
+  return Napi::Number::New(info.Env(), index);
+}
+
+// mark(group, flags, mask, dirfd, path)
+Napi::Value ReaderWrap::Mark(const Napi::CallbackInfo& info) {
+  SysError err;
+  std::string path = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : std::string();
+  bool ok = reader_->mark(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                          static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()),
+                          info[3].As<Napi::Number>().Int32Value(), path, err);
+  if (!ok) throwSysError(info.Env(), err);
+  return info.Env().Undefined();
+}
+
+// take(max, timeoutMs): timeoutMs 0 = only what is there now, -1 = wait.
+Napi::Value ReaderWrap::Take(const Napi::CallbackInfo& info) {
+  size_t max = info[0].As<Napi::Number>().Uint32Value();
+  int timeoutMs = info[1].As<Napi::Number>().Int32Value();
+  std::vector<Event> events;
+  reader_->take(events, max, timeoutMs);
+  return eventsToJs(info.Env(), events);
+}
+
+// respond(id, response) -> true if this answered it, false if it was not pending.
+Napi::Value ReaderWrap::Respond(const Napi::CallbackInfo& info) {
+  uint64_t id = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  int result = reader_->respond(id, info[1].As<Napi::Number>().Uint32Value());
+  if (result < 0) throwSysError(info.Env(), {-result, "write", ""});
+  return Napi::Boolean::New(info.Env(), result == 1);
+}
+
+Napi::Value ReaderWrap::SetBufferSize(const Napi::CallbackInfo& info) {
+  reader_->setBufferSize(info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value ReaderWrap::StartAsync(const Napi::CallbackInfo& info) {
+  if (async_ || reader_->closed()) return info.Env().Undefined();
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env_, &loop) != napi_ok || !loop) throwTypeError(info.Env(), "no event loop");
+  callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+  async_ = new uv_async_t;
+  uv_async_init(loop, async_, &ReaderWrap::OnAsync);
+  async_->data = this;
+  uv_async_t* handle = async_;
+  reader_->setNotify([handle] { uv_async_send(handle); });
+  uv_async_send(handle);  // deliver anything queued before the notifier existed
+  return info.Env().Undefined();
+}
+
+// setDelivery(false) while JavaScript is paused: events stay in the native
+// queue, which bounds itself and then leaves the backlog to the kernel.
+Napi::Value ReaderWrap::SetDelivery(const Napi::CallbackInfo& info) {
+  delivering_ = info[0].As<Napi::Boolean>().Value();
+  if (delivering_ && async_) uv_async_send(async_);
+  return info.Env().Undefined();
+}
+
+Napi::Value ReaderWrap::SetRef(const Napi::CallbackInfo& info) {
+  if (async_) {
+    if (info[0].As<Napi::Boolean>().Value())
+      uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+    else
+      uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  }
+  return info.Env().Undefined();
+}
+
+void ReaderWrap::OnAsync(uv_async_t* handle) {
+  if (auto* wrap = static_cast<ReaderWrap*>(handle->data)) wrap->Deliver();
+}
+
+void ReaderWrap::Deliver() {
+  if (!delivering_ || callback_.IsEmpty() || reader_->closed()) return;
+  Napi::Env env(env_);
+  Napi::HandleScope scope(env);
+  std::vector<Event> events;
+  reader_->drain(events, kDeliveryBatch);
+  if (events.empty()) return;
+  if (events.size() == kDeliveryBatch && async_) uv_async_send(async_);
+  try {
+    callback_.MakeCallback(Value(), {eventsToJs(env, events)});
+  } catch (const Napi::Error& e) {
+    // Nothing on the stack can catch it: hand it to process 'uncaughtException'.
+    napi_fatal_exception(env_, e.Value());
+  }
+}
+
+Napi::Value ReaderWrap::GroupFd(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), reader_->groupFd(info[0].As<Napi::Number>().Int32Value()));
+}
+
+Napi::Value ReaderWrap::Stats(const Napi::CallbackInfo& info) {
+  Napi::Object stats = Napi::Object::New(info.Env());
+  stats.Set("queued", static_cast<double>(reader_->queued()));
+  stats.Set("pendingPermissions", static_cast<double>(reader_->pendingPermissions()));
+  return stats;
+}
+
+Napi::Value ReaderWrap::Close(const Napi::CallbackInfo& info) {
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+}  // namespace fan

@@ -1,0 +1,52 @@
+// The JavaScript face of a Reader: an ObjectWrap plus, for AsyncFanotify, a
+// uv_async_t on the environment's own loop (so it works in worker threads).
+//
+// Lifetime: the Reader is shut down by whichever comes first of close() from
+// JavaScript, garbage collection of the wrapper, or the environment's
+// cleanup hook (worker exit, process teardown). Shutdown stops and joins the
+// reader thread before the uv handle is closed, so the thread can never send
+// to a handle that is gone.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <memory>
+
+#include "reader.h"
+
+namespace fan {
+
+class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit ReaderWrap(const Napi::CallbackInfo& info);
+  ~ReaderWrap() override;
+
+ private:
+  Napi::Value AddGroup(const Napi::CallbackInfo& info);
+  Napi::Value Mark(const Napi::CallbackInfo& info);
+  Napi::Value Take(const Napi::CallbackInfo& info);
+  Napi::Value Respond(const Napi::CallbackInfo& info);
+  Napi::Value SetBufferSize(const Napi::CallbackInfo& info);
+  Napi::Value StartAsync(const Napi::CallbackInfo& info);
+  Napi::Value SetDelivery(const Napi::CallbackInfo& info);
+  Napi::Value SetRef(const Napi::CallbackInfo& info);
+  Napi::Value GroupFd(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  static void OnAsync(uv_async_t* handle);
+  static void OnEnvCleanup(void* self);
+  void Deliver();
+  void Shutdown();
+
+  napi_env env_;
+  std::unique_ptr<Reader> reader_;
+  uv_async_t* async_ = nullptr;
+  Napi::FunctionReference callback_;
+  bool delivering_ = true;  // false while the JavaScript side is paused
+  bool cleanupHookRegistered_ = false;
+};
+
+}  // namespace fan
