@@ -9,6 +9,7 @@ import * as lowLevel from './low-level';
 native();
 
 export { Fanotify, type ReadOptions } from './fanotify';
+export { AsyncFanotify, type AsyncFanotifyOptions, type AsyncFanotifyEvents, type WaitOptions } from './async';
 export { FanotifyEvent } from './event';
 export { MaskFlags, FanotifyFlags } from './constants';
 export { FanotifyError, type FanotifyErrorKind, type FanotifyErrorDetails } from './errors';

@@ -1,0 +1,369 @@
+import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
+import { Core, type Delivery } from './core';
+import { FanotifyError, invalidArgument } from './errors';
+import { FanotifyEvent } from './event';
+import { readOptions } from './options';
+import type { FanotifyOptions, Response, WatchOptions } from './types';
+import { checkInteger, checkOptions, describe } from './validate';
+
+export interface AsyncFanotifyOptions extends FanotifyOptions {
+  /** Closes the instance when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface WaitOptions {
+  signal?: AbortSignal;
+  /** Milliseconds; rejects with kind 'Timeout' after that. */
+  timeout?: number;
+}
+
+/** The typed event map of AsyncFanotify. */
+export interface AsyncFanotifyEvents {
+  /** Every event, permission and overflow events included. */
+  event: [event: FanotifyEvent];
+  /** Permission events (also emitted as 'event'): answer with ev.allow() / ev.deny(). */
+  permission: [event: FanotifyEvent];
+  /** The kernel queue overflowed and events were lost (also emitted as 'event'). */
+  overflow: [event: FanotifyEvent];
+  /** Non-fatal: a listener failed, the reader hit EMFILE, or a permission queue overflowed. */
+  error: [error: Error];
+  /** A permission event was answered by its deadline (permissionTimeout). */
+  warning: [message: string];
+  close: [];
+}
+
+interface Waiter {
+  resolve(event: FanotifyEvent): void;
+  /** The instance closed while waiting. */
+  closed(): void;
+}
+
+/**
+ * The asynchronous API. A native thread reads the kernel queue and wakes the
+ * event loop through a libuv async handle; nothing here blocks the loop.
+ *
+ * How the consumption styles combine:
+ * - listeners ('event', 'permission', 'overflow') get every event while attached;
+ * - nextEvent(), waitForEvent(), `for await` and stream() share one queue: each
+ *   event goes to exactly one of them. Events are queued for them when there
+ *   is no listener, or once any of them has been used;
+ * - the queue is bounded by `queueLimit`: when full, the native reader stops
+ *   reading and the kernel keeps the backlog (it reports an overflow if that
+ *   fills too), so memory never grows without bound.
+ */
+export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements AsyncDisposable {
+  readonly #core: Core;
+  readonly #queue: FanotifyEvent[] = [];
+  readonly #waiters: Waiter[] = [];
+  #held: Delivery[] = [];
+  #pulling = false;
+  #paused = false;
+  #delivering = true;
+  #refed = false;
+  #wantRef = true;
+  #stream: Readable | undefined;
+  #signal: AbortSignal | undefined;
+  readonly #onAbort = () => void this.close();
+
+  constructor(options?: AsyncFanotifyOptions) {
+    const signal = options && typeof options === 'object' ? options.signal : undefined;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw invalidArgument(`options.signal must be an AbortSignal, got ${describe(signal)}`);
+    }
+    const settings = readOptions(options, ['signal']);
+    super();
+    this.#core = new Core(settings);
+    this.#core.native.startAsync((records) => this.#receive(records));
+    // No watch yet: do not hold the process open (see #updateRef).
+    this.#core.native.setRef(false);
+    if (signal) {
+      this.#signal = signal;
+      if (signal.aborted) void this.close();
+      else signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+    // A listener added after events were queued for nobody gets those first.
+    (this as EventEmitter).on('newListener', (name: string | symbol) => {
+      if ((name === 'event' || name === 'permission') && !this.#pulling && this.#queue.length > 0) {
+        queueMicrotask(() => this.#flushQueueToListeners());
+      }
+    });
+  }
+
+  get closed(): boolean {
+    return this.#core.closed;
+  }
+
+  async addWatch(path: string, mask: number, options?: WatchOptions): Promise<void> {
+    this.#core.addWatch(path, mask, options);
+    this.#updateRef();
+  }
+
+  async removeWatch(path: string, mask?: number, options?: WatchOptions): Promise<void> {
+    this.#core.removeWatch(path, mask, options);
+    this.#updateRef();
+  }
+
+  /** The next event, or null once the instance is closed. */
+  nextEvent(): Promise<FanotifyEvent | null> {
+    this.#pulling = true;
+    const ready = this.#shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => this.#waiters.push({ resolve, closed: () => resolve(null) }));
+  }
+
+  /** The next event; rejects with kind 'Timeout', 'Aborted' or 'Closed'. */
+  waitForEvent(options?: WaitOptions): Promise<FanotifyEvent> {
+    let timeout: number | undefined;
+    let signal: AbortSignal | undefined;
+    try {
+      const o = checkOptions<WaitOptions>(options, 'waitForEvent options', ['signal', 'timeout']);
+      if (o.timeout !== undefined) timeout = checkInteger(o.timeout, 'timeout', 0, 0x7fffffff);
+      if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgument(`signal must be an AbortSignal, got ${describe(o.signal)}`);
+      signal = o.signal;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#pulling = true;
+    if (signal?.aborted) return Promise.reject(abortedError(signal));
+    const ready = this.#shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.closed) return Promise.reject(new FanotifyError('Closed', 'the instance closed while waiting for an event'));
+
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(abortedError(signal!));
+      };
+      const waiter: Waiter = {
+        resolve: (event) => {
+          cleanup();
+          resolve(event);
+        },
+        closed: () => {
+          cleanup();
+          reject(new FanotifyError('Closed', 'the instance closed while waiting for an event'));
+        },
+      };
+      this.#waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeout !== undefined) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(new FanotifyError('Timeout', `no event within ${timeout} ms`));
+        }, timeout);
+      }
+    });
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<FanotifyEvent> {
+    for (;;) {
+      const event = await this.nextEvent();
+      if (event === null) return;
+      yield event;
+    }
+  }
+
+  /** An objectMode Readable of events; it ends when the instance closes. One per instance. */
+  stream(): Readable {
+    if (!this.#stream) {
+      this.#pulling = true;
+      const stream = new Readable({
+        objectMode: true,
+        highWaterMark: 64,
+        read: () => {
+          void this.nextEvent().then((event) => {
+            if (!stream.destroyed) stream.push(event);
+          });
+        },
+      });
+      this.#stream = stream;
+    }
+    return this.#stream;
+  }
+
+  /** Stops emitting and reading; the kernel holds what arrives meanwhile. */
+  pause(): this {
+    this.#paused = true;
+    this.#updateDelivery();
+    return this;
+  }
+
+  resume(): this {
+    if (!this.#paused) return this;
+    this.#paused = false;
+    const held = this.#held;
+    this.#held = [];
+    for (let i = 0; i < held.length; i++) {
+      if (this.#paused) {
+        this.#held = held.slice(i).concat(this.#held);
+        break;
+      }
+      this.#dispatch(held[i]);
+    }
+    this.#updateDelivery();
+    return this;
+  }
+
+  isPaused(): boolean {
+    return this.#paused;
+  }
+
+  /** Lets the process exit while this instance is open (like timer.unref()). */
+  unref(): this {
+    this.#wantRef = false;
+    this.#updateRef();
+    return this;
+  }
+
+  ref(): this {
+    this.#wantRef = true;
+    this.#updateRef();
+    return this;
+  }
+
+  allow(event: FanotifyEvent): void {
+    this.#core.respond(event, { allow: true });
+  }
+
+  deny(event: FanotifyEvent): void {
+    this.#core.respond(event, { allow: false });
+  }
+
+  respond(event: FanotifyEvent, response: Response): void {
+    this.#core.respond(event, response);
+  }
+
+  /** Closes the groups (pending permission events get defaultResponse), ends every consumer, emits 'close'. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#core.close();
+    this.#queue.length = 0;
+    this.#held = [];
+    for (const waiter of this.#waiters.splice(0)) waiter.closed();
+    this.#stream?.push(null);
+    this.emit('close');
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #receive(records: Parameters<Core['convert']>[0]): void {
+    for (const delivery of this.#core.convert(records)) {
+      if (this.#paused) this.#held.push(delivery);
+      else this.#dispatch(delivery);
+    }
+    this.#updateDelivery();
+  }
+
+  #dispatch(delivery: Delivery): void {
+    switch (delivery.type) {
+      case 'warning':
+        if (this.listenerCount('warning') > 0) this.emit('warning', delivery.message);
+        else process.emitWarning(delivery.message, 'FanotifyWarning');
+        return;
+      case 'error':
+        this.#reportError(delivery.error);
+        if (delivery.event) this.#dispatchEvent(delivery.event);
+        return;
+      case 'event':
+        this.#dispatchEvent(delivery.event);
+    }
+  }
+
+  #dispatchEvent(event: FanotifyEvent): void {
+    let heard = false;
+    if (event.isOverflow()) heard = this.#callListeners('overflow', event) || heard;
+    if (event.isPermission()) heard = this.#callListeners('permission', event) || heard;
+    heard = this.#callListeners('event', event) || heard;
+    if (!heard || this.#pulling) this.#push(event);
+  }
+
+  /**
+   * Calls listeners one by one so that a throwing listener, or an async one
+   * whose promise rejects, answers the permission event at once (rule 3)
+   * instead of leaving it to its deadline.
+   */
+  #callListeners(name: 'event' | 'permission' | 'overflow', event: FanotifyEvent): boolean {
+    const listeners = this.rawListeners(name) as Array<(event: FanotifyEvent) => unknown>;
+    if (listeners.length === 0) return false;
+    for (const listener of listeners) {
+      try {
+        const result = listener.call(this, event);
+        if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+          (result as PromiseLike<unknown>).then(undefined, (err: unknown) => this.#listenerFailed(event, err));
+        }
+      } catch (err) {
+        this.#listenerFailed(event, err);
+      }
+    }
+    return true;
+  }
+
+  #listenerFailed(event: FanotifyEvent, err: unknown): void {
+    if (event.isPermission() && !this.closed) {
+      this.#core.respond(event, { allow: this.#core.settings.defaultResponse === 'allow' });
+    }
+    this.#reportError(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /** 'error' is a report, never fatal: with no listener it becomes a process warning. */
+  #reportError(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else process.emitWarning(error);
+  }
+
+  #push(event: FanotifyEvent): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve(event);
+    else this.#queue.push(event);
+  }
+
+  #shift(): FanotifyEvent | undefined {
+    const event = this.#queue.shift();
+    if (event) this.#updateDelivery();
+    return event;
+  }
+
+  #flushQueueToListeners(): void {
+    if (this.#pulling) return;
+    for (const event of this.#queue.splice(0)) this.#dispatchEvent(event);
+    this.#updateDelivery();
+  }
+
+  /** Native delivery runs unless paused or the pull queue is full (backpressure). */
+  #updateDelivery(): void {
+    if (this.closed) return;
+    const limit = this.#core.settings.queueLimit;
+    const full = this.#queue.length >= limit;
+    const roomAgain = this.#queue.length <= limit / 2;
+    const on = !this.#paused && (this.#delivering ? !full : roomAgain);
+    if (on !== this.#delivering) {
+      this.#delivering = on;
+      this.#core.native.setDelivery(on);
+    }
+  }
+
+  #updateRef(): void {
+    if (this.closed) return;
+    const on = this.#wantRef && this.#core.watching;
+    if (on !== this.#refed) {
+      this.#refed = on;
+      this.#core.native.setRef(on);
+    }
+  }
+}
+
+function abortedError(signal: AbortSignal): FanotifyError {
+  return new FanotifyError('Aborted', 'the wait was aborted', { cause: signal.reason });
+}
