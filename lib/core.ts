@@ -140,9 +140,8 @@ export class Core implements Responder {
     const record = this.marks.get(key) ?? { path, type, flags, masks: new Map<GroupKind, number>() };
     const placed: Array<[GroupKind, number]> = [];
     try {
-      for (const [kind, part] of this.route(mask)) {
-        const group = this.ensureGroup(kind);
-        this.callMark(group, FAN.FAN_MARK_ADD | flags, part, path, kind);
+      for (const [routed, part] of this.route(mask)) {
+        const kind = this.placeMark(routed, FAN.FAN_MARK_ADD | flags, part, path);
         const before = record.masks.get(kind) ?? 0;
         placed.push([kind, part & ~before]);
         record.masks.set(kind, before | part);
@@ -259,10 +258,11 @@ export class Core implements Responder {
     add('content', mask & EventClass.PERMISSION);
     add('precontent', mask & EventClass.PRE_CONTENT);
     add('mnt', mask & EventClass.MOUNT, false);
-    add('fid', mask & EventClass.NEEDS_FID);
-    // fd mode gives a path for any object (mount and filesystem marks too)
-    // without CAP_DAC_READ_SEARCH; unprivileged groups must report FIDs.
-    add(capabilities().privileged ? 'fd' : 'fid', mask & EventClass.FILE_CONTENT);
+    // All notification events share one FID-reporting group, so they come out
+    // in the order they happened (two groups are read independently). It is
+    // also the cheap mode: no file is opened per event. Only a filesystem
+    // that cannot report file ids sends them to an fd-mode group instead.
+    add('fid', mask & (EventClass.NEEDS_FID | EventClass.FILE_CONTENT));
     return parts;
   }
 
@@ -307,6 +307,25 @@ export class Core implements Responder {
         markFlags: flags,
         initFlags: this.groupFlags(kind),
       });
+    }
+  }
+
+  /**
+   * Adds a mark in the routed group. A filesystem that cannot report file ids
+   * (ENODEV, EOPNOTSUPP, EXDEV) can still report open/access/modify/close in
+   * fd mode when privileged: that part goes to an fd-mode group instead.
+   * Returns the group kind that took the mark.
+   */
+  private placeMark(kind: GroupKind, flags: number, mask: number, path: string): GroupKind {
+    try {
+      this.callMark(this.ensureGroup(kind), flags, mask, path, kind);
+      return kind;
+    } catch (err) {
+      const noFid = err instanceof FanotifyError && ['ENODEV', 'EOPNOTSUPP', 'ENOTSUP', 'EXDEV'].includes(err.code ?? '');
+      const fdCapable = (mask & ~EventClass.FLAGS & ~EventClass.FILE_CONTENT) === 0;
+      if (kind !== 'fid' || !noFid || !fdCapable || !capabilities().privileged) throw err;
+      this.callMark(this.ensureGroup('fd'), flags, mask, path, 'fd');
+      return 'fd';
     }
   }
 

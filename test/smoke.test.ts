@@ -16,12 +16,12 @@ describeRoot('smoke: a directory watch sees a create with its full path', () => 
     fs.writeFileSync(file, 'hi');
     fs.unlinkSync(file);
     const events = collectUntil(fan, (evs) => evs.some((e) => e.isDelete()));
-    const seen = events.map((e) => [e.types().join('|'), e.path]);
-    expect(seen).toEqual([
-      ['CREATE', file],
-      ['CLOSE_WRITE', file],
-      ['DELETE', file],
-    ]);
+    // The kernel merges a new event into a queued one for the same object
+    // (even past other events), so the three may arrive as one to three
+    // events, in any grouping: check the set.
+    const seen = new Set(events.flatMap((e) => e.types()));
+    expect([...seen].sort()).toEqual(['CLOSE_WRITE', 'CREATE', 'DELETE']);
+    expect(events.every((e) => e.path === file)).toBe(true);
     expect(events.every((e) => e.pid === process.pid)).toBe(true);
   });
 });
