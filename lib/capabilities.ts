@@ -23,7 +23,7 @@ export interface Capabilities {
   permission: boolean;
   /** FAN_PRE_ACCESS and the pre-content class (Linux 6.14, privileged). */
   preContent: boolean;
-  /** FAN_DENY_ERRNO responses (Linux 6.14). */
+  /** FAN_DENY_ERRNO responses (Linux 6.14, from a pre-content group, so privileged). */
   denyErrno: boolean;
   /** Mount-namespace marks and MNT_ATTACH/DETACH (Linux 6.15, privileged). */
   mntns: boolean;
@@ -87,7 +87,7 @@ export function capabilities(): Capabilities {
     filesystemMarks: privileged && at(4, 20),
     permission: privileged && initWorks(FAN.FAN_CLASS_CONTENT),
     preContent: privileged && at(6, 14) && initWorks(FAN.FAN_CLASS_PRE_CONTENT),
-    denyErrno: at(6, 14),
+    denyErrno: privileged && at(6, 14) && initWorks(FAN.FAN_CLASS_PRE_CONTENT),
     mntns: privileged && initWorks(FAN.FAN_REPORT_MNT),
     markIgnore: at(6, 0),
     evictable: at(5, 19),

@@ -17,7 +17,7 @@ import type { MarkType, Response, WatchOptions } from './types';
 import { checkBits, checkBoolean, checkOneOf, checkOptions, checkPath, checkInteger, describe } from './validate';
 
 /** The kernel groups an instance may need; each is created on first use. */
-type GroupKind = 'fd' | 'fid' | 'content' | 'precontent' | 'mnt' | 'exact';
+type GroupKind = 'fd' | 'fid' | 'permission' | 'mnt' | 'exact';
 
 const MARK_TYPE_FLAGS: Record<MarkType, number> = {
   inode: FAN.FAN_MARK_INODE,
@@ -59,6 +59,12 @@ export class Core implements Responder {
   private readonly marks = new Map<string, MarkRecord>();
   private readonly exactFlags: number | undefined;
   private isClosed = false;
+  /**
+   * Permission events handed out and not yet answered by JavaScript, by id,
+   * so that when the reader answers one itself (deadline, close) the event's
+   * fd is shown as closed too. Weak: an event nobody holds needs no update.
+   */
+  private readonly unanswered = new Map<number, WeakRef<FanotifyEvent>>();
 
   constructor(settings: Settings, exactFlags?: number) {
     this.settings = settings;
@@ -189,15 +195,25 @@ export class Core implements Responder {
     let bits = response.allow ? FAN.FAN_ALLOW : FAN.FAN_DENY;
     if (response.audit) bits |= FAN.FAN_AUDIT;
     if (response.errno !== undefined) {
-      if (!capabilities().denyErrno) throw new FanotifyError('NotSupported', 'a deny errno needs Linux 6.14 (FAN_DENY_ERRNO)');
+      if (!capabilities().denyErrno) {
+        throw new FanotifyError('NotSupported', 'a deny errno needs Linux 6.14 and CAP_SYS_ADMIN (FAN_DENY_ERRNO, pre-content groups)');
+      }
       bits |= response.errno << FAN.FAN_ERRNO_SHIFT;
     }
+    const id = FanotifyEvent.idOf(event);
     try {
-      this.reader.respond(FanotifyEvent.idOf(event), bits >>> 0);
+      this.reader.respond(id, bits >>> 0);
     } catch (err) {
-      throw fromNative(err, { action: 'the kernel refused this answer' + (response.errno ? ` (errno ${response.errno} may not be allowed for this event)` : response.audit ? ' (audit needs FanotifyFlags.ENABLE_AUDIT)' : '') });
+      throw fromNative(err, { action: 'the kernel refused this answer', response: bits });
     }
+    this.unanswered.delete(id);
     FanotifyEvent.markAnswered(event);
+  }
+
+  private answeredNatively(id: number): void {
+    const event = this.unanswered.get(id)?.deref();
+    this.unanswered.delete(id);
+    if (event) FanotifyEvent.markAnswered(event);
   }
 
   /** Turns native records into deliveries, in order. */
@@ -206,6 +222,7 @@ export class Core implements Responder {
     for (const record of records) {
       switch (record.kind) {
         case RecordKind.Warning:
+          if (record.id) this.answeredNatively(record.id);
           out.push({ type: 'warning', message: record.message ?? 'warning' });
           break;
         case RecordKind.Error: {
@@ -220,6 +237,7 @@ export class Core implements Responder {
         default: {
           const processInfo = this.settings.processInfo && record.kind === RecordKind.Normal ? readProcessInfo(record.pid) : null;
           const event = new FanotifyEvent(record, this, processInfo);
+          if (record.id) this.unanswered.set(record.id, new WeakRef(event));
           if (event.permissionOverflow) {
             const error = new FanotifyError('LimitReached', 'the permission event queue overflowed: some accesses were not checked (raise queue limits or answer faster)');
             out.push({ type: 'error', error, event });
@@ -242,6 +260,7 @@ export class Core implements Responder {
     this.isClosed = true;
     this.marks.clear();
     this.reader.close();
+    for (const id of [...this.unanswered.keys()]) this.answeredNatively(id);
   }
 
   /** Which group each part of a mask goes to. */
@@ -255,8 +274,7 @@ export class Core implements Responder {
     const add = (kind: GroupKind, bits: number, withScope = true) => {
       if (bits) parts.set(kind, (parts.get(kind) ?? 0) | bits | (withScope ? scope : 0));
     };
-    add('content', mask & EventClass.PERMISSION);
-    add('precontent', mask & EventClass.PRE_CONTENT);
+    add('permission', mask & (EventClass.PERMISSION | EventClass.PRE_CONTENT));
     add('mnt', mask & EventClass.MOUNT, false);
     // All notification events share one FID-reporting group, so they come out
     // in the order they happened (two groups are read independently). It is
@@ -271,8 +289,9 @@ export class Core implements Responder {
     switch (kind) {
       case 'fd': return base | FAN.FAN_CLASS_NOTIF;
       case 'fid': return base | FAN.FAN_CLASS_NOTIF | FAN.FAN_REPORT_FID | FAN.FAN_REPORT_DFID_NAME;
-      case 'content': return base | FAN.FAN_CLASS_CONTENT;
-      case 'precontent': return base | FAN.FAN_CLASS_PRE_CONTENT;
+      // The pre-content class takes every permission event, PRE_ACCESS, and
+      // (Linux 6.14) answers with an errno; older kernels get the content class.
+      case 'permission': return base | (capabilities().preContent ? FAN.FAN_CLASS_PRE_CONTENT : FAN.FAN_CLASS_CONTENT);
       case 'mnt': return (base & ~FAN.FAN_REPORT_PIDFD) | FAN.FAN_REPORT_MNT;
       case 'exact': return this.exactFlags ?? 0;
     }
@@ -291,7 +310,7 @@ export class Core implements Responder {
     try {
       return this.reader.addGroup(flags, this.settings.eventFlags);
     } catch (err) {
-      const what = { fd: 'a notification group', fid: 'a file-id (FID) notification group', content: 'a permission (content) group', precontent: 'a pre-content group', mnt: 'a mount-event group', exact: 'a group with these flags' }[kind];
+      const what = { fd: 'a notification group', fid: 'a file-id (FID) notification group', permission: 'a permission group', mnt: 'a mount-event group', exact: 'a group with these flags' }[kind];
       throw fromNative(err, { action: `creating ${what}`, initFlags: flags });
     }
   }

@@ -81,6 +81,8 @@ export interface ErrorContext {
   mask?: number;
   initFlags?: number;
   markFlags?: number;
+  /** The response bits written, for a refused answer to a permission event. */
+  response?: number;
   /** A sentence about the request, prefixed to the explanation. */
   action?: string;
 }
@@ -113,6 +115,8 @@ function advice(code: string | undefined, syscall: string | undefined, ctx: Erro
       return 'the path is not a directory (onlyDir was set, or a component is a file)';
     case 'EPERM':
     case 'EACCES':
+      if (code === 'EACCES' && (syscall === 'fanotify_mark' || syscall === 'stat'))
+        return 'this user may not read the path (watching needs read access to it; root may watch anything)';
       if (syscall === 'fanotify_init')
         return 'this needs CAP_SYS_ADMIN (run as root): permission events, fd-reporting groups and the REPORT_PIDFD/UNLIMITED_* flags are privileged; without it, use notification events on inode marks (Linux >= 5.13)';
       if (syscall === 'fanotify_mark')
@@ -147,6 +151,12 @@ function explainInvalid(syscall: string | undefined, ctx: ErrorContext): string 
   const hints: string[] = [];
   const initFlags = ctx.initFlags ?? 0;
   const mask = ctx.mask ?? 0;
+  if (syscall === 'write') {
+    const response = ctx.response ?? 0;
+    if (response >>> FAN.FAN_ERRNO_SHIFT) hints.push('a deny errno needs a CLASS_PRE_CONTENT group (Linux 6.14; new Fanotify() uses one there) and one of EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT');
+    if (response & FAN.FAN_AUDIT) hints.push('audit needs FanotifyFlags.ENABLE_AUDIT');
+    return `the kernel refused this response${hints.length ? ': ' + hints.join('; ') : ''}`;
+  }
   if (syscall === 'fanotify_init') {
     if (initFlags & FAN.FAN_REPORT_MNT) hints.push('REPORT_MNT needs Linux 6.15 and cannot be combined with FID reporting');
     if (initFlags & FAN.FAN_REPORT_FD_ERROR) hints.push('REPORT_FD_ERROR needs Linux 6.13');
