@@ -200,6 +200,14 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   resume(): this {
     if (!this.#paused) return this;
     this.#paused = false;
+    // Held events go out on the next tick, as Readable.resume() does: callers
+    // such as events.on() resume before they are ready to be re-entered.
+    process.nextTick(() => this.#releaseHeld());
+    return this;
+  }
+
+  #releaseHeld(): void {
+    if (this.#paused || this.closed) return;
     const held = this.#held;
     this.#held = [];
     for (let i = 0; i < held.length; i++) {
@@ -210,7 +218,6 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
       this.#dispatch(held[i]);
     }
     this.#updateDelivery();
-    return this;
   }
 
   isPaused(): boolean {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { FAN } from './constants';
+import { kernelAtLeast } from './kernel';
 import { native } from './native';
 
 /** What this kernel and process can do, probed once (see `capabilities()`). */
@@ -47,14 +48,6 @@ function hasSysAdmin(): boolean {
   } catch {
     return process.getuid?.() === 0;
   }
-}
-
-/** Compares `uname -r` with a version: true when the kernel is at least major.minor. */
-export function kernelAtLeast(release: string, major: number, minor: number): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  if (!m) return false;
-  const [maj, min] = [Number(m[1]), Number(m[2])];
-  return maj > major || (maj === major && min >= minor);
 }
 
 /** fanotify_init succeeds with these flags (the group is closed at once). */

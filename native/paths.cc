@@ -1,10 +1,13 @@
 #include "paths.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace fan {
@@ -14,10 +17,24 @@ namespace {
 #ifndef AT_HANDLE_FID
 #define AT_HANDLE_FID 0x200  // Linux 6.5: a handle for identification only
 #endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
 constexpr size_t kMaxHandle = 128;  // MAX_HANDLE_SZ
 
+struct HandleBuffer {
+  struct file_handle fh;
+  unsigned char bytes[kMaxHandle];
+};
+
 bool readLink(const char* link, std::string& out) {
-  char buf[4096];
+  char buf[PATH_MAX];
   ssize_t n = readlink(link, buf, sizeof(buf));
   if (n < 0 || static_cast<size_t>(n) >= sizeof(buf)) return false;
   out.assign(buf, static_cast<size_t>(n));
@@ -30,10 +47,23 @@ void stripDeleted(std::string& path) {
   if (path.size() > n && path.compare(path.size() - n, n, kSuffix) == 0) path.resize(path.size() - n);
 }
 
-std::string joinName(const std::string& dir, const std::string& name) {
-  if (name.empty() || name == ".") return dir;
-  if (!dir.empty() && dir.back() == '/') return dir + name;
-  return dir + "/" + name;
+std::string joinName(const std::string& dir, const FileIdRecord& fid) {
+  if (!fid.hasName || fid.name.empty() || fid.name == ".") return dir;
+  if (!dir.empty() && dir.back() == '/') return dir + fid.name;
+  return dir + "/" + fid.name;
+}
+
+// The top of the mount that holds `path`: walk up while the device stays
+// the same. Uses stat only, which fanotify does not report.
+std::string mountRoot(std::string path, dev_t dev) {
+  while (path.size() > 1) {
+    std::string parent = path.substr(0, path.find_last_of('/'));
+    if (parent.empty()) parent = "/";
+    struct stat st;
+    if (stat(parent.c_str(), &st) != 0 || st.st_dev != dev) break;
+    path = parent;
+  }
+  return path;
 }
 
 }  // namespace
@@ -44,11 +74,28 @@ uint64_t PathResolver::fsidKey(const int32_t fsid[2]) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(fsid[0])) << 32) | static_cast<uint32_t>(fsid[1]);
 }
 
+bool PathResolver::stillThere(const Known& known) {
+  struct stat st;
+  return lstat(known.path.c_str(), &st) == 0 && st.st_dev == known.dev && st.st_ino == known.ino;
+}
+
+// An fd for open_by_handle_at. It must be a real open (the kernel refuses
+// O_PATH fds there), so it is opened on a detached clone of the mount: that
+// keeps the original unmountable, and it is opened before the first mark on
+// this filesystem, so the open is never reported. Needs CAP_SYS_ADMIN, as
+// open_by_handle_at needs CAP_DAC_READ_SEARCH: without them, paths come from
+// the marked-object table only.
+PathResolver::MountFd PathResolver::openMount(const std::string& path, dev_t dev) {
+  std::string root = mountRoot(path, dev);
+  int tree = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, root.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  if (tree < 0) return {-1, root};
+  int fd = openat(tree, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  close(tree);
+  return {fd, root};
+}
+
 void PathResolver::rememberMarked(int dirfd, const std::string& path, bool followLinks) {
-  struct {
-    struct file_handle fh;
-    unsigned char bytes[kMaxHandle];
-  } h;
+  HandleBuffer h;
   int mountId = 0;
   int follow = followLinks ? AT_SYMLINK_FOLLOW : 0;
   h.fh.handle_bytes = kMaxHandle;
@@ -58,27 +105,33 @@ void PathResolver::rememberMarked(int dirfd, const std::string& path, bool follo
     h.fh.handle_bytes = kMaxHandle;
     if (name_to_handle_at(dirfd, path.c_str(), &h.fh, &mountId, follow) != 0) return;
   }
-  // open_by_handle_at refuses O_PATH mount fds (fdget skips them), so try a
-  // real read-only open first; O_PATH still serves the marked-path table.
-  int nofollow = followLinks ? 0 : O_NOFOLLOW;
-  int fd = openat(dirfd, path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | nofollow);
-  if (fd < 0) fd = openat(dirfd, path.c_str(), O_PATH | O_CLOEXEC | nofollow);
-  if (fd < 0) return;
-  struct statfs sfs;
-  std::string resolved;
-  if (fstatfs(fd, &sfs) != 0 || !fromFd(fd, resolved)) {
-    close(fd);
-    return;
+  struct stat st;
+  if (fstatat(dirfd, path.c_str(), &st, followLinks ? 0 : AT_SYMLINK_NOFOLLOW) != 0) return;
+  std::string resolved = path;
+  if (followLinks) {
+    char* real = realpath(path.c_str(), nullptr);
+    if (real) {
+      resolved = real;
+      free(real);
+    }
   }
+  struct statfs sfs;
+  if (statfs(resolved.c_str(), &sfs) != 0) return;
   int32_t fsid[2];
   std::memcpy(fsid, &sfs.f_fsid, sizeof(fsid));
   std::string key(reinterpret_cast<const char*>(fsid), sizeof(fsid));
   key.append(reinterpret_cast<const char*>(&h.fh), sizeof(h.fh) + h.fh.handle_bytes);
 
+  bool needMountFd;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    marked_[key] = Known{resolved, st.st_dev, st.st_ino};
+    needMountFd = mountFds_.find(fsidKey(fsid)) == mountFds_.end();
+  }
+  if (!needMountFd) return;
+  MountFd mount = openMount(resolved, st.st_dev);
   std::lock_guard<std::mutex> lock(mu_);
-  marked_[key] = resolved;
-  auto [it, inserted] = mountFds_.emplace(fsidKey(fsid), fd);
-  if (!inserted) close(fd);
+  if (!mountFds_.emplace(fsidKey(fsid), mount).second && mount.fd >= 0) close(mount.fd);
 }
 
 bool PathResolver::fromFd(int fd, std::string& out) {
@@ -89,53 +142,81 @@ bool PathResolver::fromFd(int fd, std::string& out) {
   return true;
 }
 
-bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
-  std::string key = fid.handleKey();
+// 1: known and still there; 0: unknown; -1: known but moved or gone (out
+// holds where it was last).
+int PathResolver::lookupLocked(std::unordered_map<std::string, Known>& table, const std::string& key,
+                               std::string& out) {
+  auto it = table.find(key);
+  if (it == table.end()) return 0;
+  out = it->second.path;
+  return stillThere(it->second) ? 1 : -1;
+}
+
+bool PathResolver::openByHandle(const FileIdRecord& fid, Known& out) {
   int mountFd = -1;
+  std::string root;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = marked_.find(key); it != marked_.end()) {
-      out = joinName(it->second, fid.hasName ? fid.name : "");
-      return true;
+    auto it = mountFds_.find(fsidKey(fid.fsid));
+    if (it != mountFds_.end()) {
+      mountFd = it->second.fd;
+      root = it->second.root;
     }
-    if (auto it = cache_.find(key); it != cache_.end()) {
-      out = joinName(it->second, fid.hasName ? fid.name : "");
-      return true;
-    }
-    if (auto it = mountFds_.find(fsidKey(fid.fsid)); it != mountFds_.end()) mountFd = it->second;
   }
-  if (mountFd < 0 || fid.handle.size() < sizeof(struct file_handle)) return false;
-
-  // open_by_handle_at wants a writable, suitably aligned struct file_handle.
-  struct {
-    struct file_handle fh;
-    unsigned char bytes[kMaxHandle];
-  } h;
-  if (fid.handle.size() > sizeof(h)) return false;
-  std::memcpy(&h, fid.handle.data(), fid.handle.size());
+  HandleBuffer h;
+  if (mountFd < 0 || fid.handle.size() < sizeof(struct file_handle) || fid.handle.size() > sizeof(h)) return false;
+  std::memcpy(&h, fid.handle.data(), fid.handle.size());  // writable and aligned, as the syscall wants
   int fd = open_by_handle_at(mountFd, &h.fh, O_PATH | O_CLOEXEC);
   if (fd < 0) return false;
-  std::string dir;
-  bool ok = fromFd(fd, dir);
+  struct stat st;
+  std::string inClone;
+  bool ok = fstat(fd, &st) == 0 && fromFd(fd, inClone);
   close(fd);
-  if (!ok) return false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (cache_.size() >= kCacheLimit) cache_.clear();  // crude but bounded; see issue 4
-    cache_[key] = dir;
-  }
-  out = joinName(dir, fid.hasName ? fid.name : "");
+  if (!ok || inClone.empty() || inClone[0] != '/') return false;
+  out.path = root == "/" ? inClone : (inClone == "/" ? root : root + inClone);
+  out.dev = st.st_dev;
+  out.ino = st.st_ino;
   return true;
 }
 
-void PathResolver::forget(const FileIdRecord& fid) {
-  std::lock_guard<std::mutex> lock(mu_);
-  cache_.erase(fid.handleKey());
+bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
+  std::string key = fid.handleKey();
+  std::string base;
+  int found;
+  bool wasMarked;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    found = lookupLocked(marked_, key, base);
+    wasMarked = found != 0;
+    if (found == 0) found = lookupLocked(cache_, key, base);
+  }
+  if (found != 1) {
+    // Unknown, moved or replaced: ask the kernel where the handle is now. If
+    // it cannot say (deleted, or no CAP_DAC_READ_SEARCH), the last known
+    // place is the best answer: where a deleted object was.
+    Known fresh;
+    if (!openByHandle(fid, fresh)) {
+      if (found == 0) return false;
+      out = joinName(base, fid);
+      return true;
+    }
+    base = fresh.path;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (wasMarked) {
+      marked_[key] = fresh;
+    } else {
+      if (cache_.size() >= kCacheLimit) cache_.clear();  // bounded; issue 4 brings an LRU
+      cache_[key] = std::move(fresh);
+    }
+  }
+  out = joinName(base, fid);
+  return true;
 }
 
 void PathResolver::closeAll() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [fsid, fd] : mountFds_) close(fd);
+  for (auto& [fsid, mount] : mountFds_)
+    if (mount.fd >= 0) close(mount.fd);
   mountFds_.clear();
   marked_.clear();
   cache_.clear();

@@ -2,11 +2,19 @@
 // path. Runs on the reader thread, so the JavaScript thread never pays for
 // readlink or open_by_handle_at.
 //
+// The resolver never opens anything inside a watched tree: its own opens
+// would show up as events, and a held fd would pin the inode (the kernel
+// sends DELETE_SELF only when the last reference goes). Known paths are
+// checked against the inode they were learnt for before each use, so a
+// renamed or replaced directory is re-resolved instead of reported stale.
+//
 // Locking: the JavaScript thread adds marked paths while the reader thread
 // resolves, so every public method takes mu_. Resolution is short (a map
-// lookup, at most one open_by_handle_at and one readlink) and never blocks
-// on anything the other thread holds.
+// lookup and a stat, at most one open_by_handle_at and one readlink) and
+// never waits on anything the other thread holds.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <mutex>
@@ -24,31 +32,43 @@ class PathResolver {
   PathResolver(const PathResolver&) = delete;
   PathResolver& operator=(const PathResolver&) = delete;
 
-  // Remembers a marked object's handle and keeps an fd on its filesystem, so
-  // FID events for it and its children resolve even without privileges.
+  // Learns a path about to be marked: its handle (FID events for it and its
+  // children resolve even without privileges) and, where the process may use
+  // open_by_handle_at, an fd on its filesystem. Call before fanotify_mark so
+  // that nothing done here is reported.
   void rememberMarked(int dirfd, const std::string& path, bool followLinks);
 
   // "/proc/self/fd/N" -> path, with the " (deleted)" suffix removed.
   static bool fromFd(int fd, std::string& out);
 
-  // A directory or file handle -> path: the marked-path table first, then
-  // the bounded cache, then open_by_handle_at where a mount fd is known and
-  // the process may (CAP_DAC_READ_SEARCH).
+  // A directory or file handle (plus its name, if any) -> path.
   bool fromHandle(const FileIdRecord& fid, std::string& out);
-
-  // A directory moved or went away: its cached path is no longer true.
-  void forget(const FileIdRecord& fid);
 
   void closeAll();
 
  private:
+  // An fd on a detached clone of the mount, and where the original is
+  // mounted: paths read through the clone are relative to its root.
+  struct MountFd {
+    int fd;
+    std::string root;
+  };
+  struct Known {
+    std::string path;
+    dev_t dev;
+    ino_t ino;
+  };
   static constexpr size_t kCacheLimit = 4096;
   static uint64_t fsidKey(const int32_t fsid[2]);
+  static bool stillThere(const Known& known);
+  int lookupLocked(std::unordered_map<std::string, Known>& table, const std::string& key, std::string& out);
+  bool openByHandle(const FileIdRecord& fid, Known& out);
+  static MountFd openMount(const std::string& path, dev_t dev);
 
   std::mutex mu_;
-  std::unordered_map<std::string, std::string> marked_;  // handleKey -> path
-  std::unordered_map<std::string, std::string> cache_;   // handleKey -> path
-  std::unordered_map<uint64_t, int> mountFds_;           // fsid -> O_PATH fd
+  std::unordered_map<std::string, Known> marked_;  // handleKey -> marked object
+  std::unordered_map<std::string, Known> cache_;   // handleKey -> resolved directory
+  std::unordered_map<uint64_t, MountFd> mountFds_;
 };
 
 }  // namespace fan

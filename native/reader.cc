@@ -78,13 +78,15 @@ bool Reader::mark(int group, unsigned flags, uint64_t mask, int dirfd, const std
     fd = groups_[group].fd;
     groupFlags = groups_[group].flags;
   }
+  // Learn the path first: the resolver's own system calls must not become
+  // events of the mark being placed.
+  bool reportsFid = (groupFlags & (FAN_REPORT_FID | FAN_REPORT_DIR_FID)) != 0;
+  if ((flags & FAN_MARK_ADD) && reportsFid && !path.empty())
+    paths_.rememberMarked(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));
   if (fanotify_mark(fd, flags, mask, dirfd, path.empty() ? nullptr : path.c_str()) != 0) {
     err = {errno, "fanotify_mark", path};
     return false;
   }
-  bool reportsFid = (groupFlags & (FAN_REPORT_FID | FAN_REPORT_DIR_FID)) != 0;
-  if ((flags & FAN_MARK_ADD) && reportsFid && !path.empty())
-    paths_.rememberMarked(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));
   return true;
 }
 
@@ -278,7 +280,6 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   if (!ev.hasPath && dir) ev.hasPath = paths_.fromHandle(*dir, ev.path);
   if (ev.hasPath && (raw.mask & FAN_MOVED_FROM) && !ev.hasOldPath) ev.hasOldPath = true, ev.oldPath = ev.path;
   if (ev.hasPath && (raw.mask & FAN_MOVED_TO) && !ev.hasNewPath) ev.hasNewPath = true, ev.newPath = ev.path;
-  if (self && (raw.mask & (FAN_MOVE_SELF | FAN_DELETE_SELF))) paths_.forget(*self);
 
   if (permission) {
     ev.fd = raw.fd;  // answered (and closed) through respond() or the deadline
