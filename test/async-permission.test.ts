@@ -1,3 +1,4 @@
+import { finished, running, sleep, waitUntil } from './helpers/wait';
 /**
  * Permission events with AsyncFanotify: the safety rules of DESIGN.md.
  *
@@ -11,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AsyncFanotify, MaskFlags, type AsyncFanotifyOptions, type FanotifyEvent } from '../lib';
-import { reapAll, startChild, startNode, type ChildResult, type RunningChild } from './helpers/child';
+import { reapAll, startChild, startNode, type RunningChild } from './helpers/child';
 import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
@@ -28,23 +29,6 @@ catch (e) { console.log(e.code || String(e)); }
 
 const CONTENT = 'guarded contents\n';
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function waitUntil(done: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function running(child: RunningChild): boolean {
-  return child.child.exitCode === null && child.child.signalCode === null;
-}
-
-function finished(child: RunningChild, ms = 5000, what = 'the child'): Promise<ChildResult> {
-  return withTimeout(child.done, ms, what);
-}
 
 /** Resolves when a line of the child's stdout matches. */
 function lineFrom(child: RunningChild, pattern: RegExp, ms: number, what: string): Promise<string> {

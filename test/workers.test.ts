@@ -1,3 +1,4 @@
+import { finished, running, sleep, waitUntil } from './helpers/wait';
 /**
  * AsyncFanotify in worker threads: instances in several workers at once, a
  * worker's instance working while the main thread is blocked, and a worker
@@ -12,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AsyncFanotify, MaskFlags, type FanotifyEvent } from '../lib';
-import { reapAll, startNode, type ChildResult, type RunningChild } from './helpers/child';
+import { reapAll, startNode } from './helpers/child';
 import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
@@ -75,23 +76,6 @@ interface Message {
   [key: string]: unknown;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function waitUntil(done: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function running(child: RunningChild): boolean {
-  return child.child.exitCode === null && child.child.signalCode === null;
-}
-
-function finished(child: RunningChild, ms = 5000, what = 'the child'): Promise<ChildResult> {
-  return withTimeout(child.done, ms, what);
-}
 
 function ensureDist(): void {
   const lib = path.join(ROOT, 'lib');
