@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import { Core, type Delivery } from './core';
+import type { NativeBatch } from './native';
 import { FanotifyError, invalidArgument } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions } from './options';
@@ -265,8 +266,8 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     await this.close();
   }
 
-  #receive(records: Parameters<Core['convert']>[0]): void {
-    for (const delivery of this.#core.convert(records)) {
+  #receive(batch: NativeBatch): void {
+    for (const delivery of this.#core.convert(batch)) {
       if (this.#paused) this.#held.push(delivery);
       else this.#dispatch(delivery);
     }

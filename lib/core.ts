@@ -10,7 +10,8 @@ import { capabilities } from './capabilities';
 import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
 import { FanotifyError, closedError, fromNative, invalidArgument } from './errors';
 import { FanotifyEvent, type Responder } from './event';
-import { native, RecordKind, type NativeReader, type NativeRecord } from './native';
+import { unpackBatch } from './batch';
+import { native, RecordKind, type NativeBatch, type NativeReader } from './native';
 import type { Settings } from './options';
 import { readProcessInfo } from './process-info';
 import type { MarkType, Response, WatchOptions } from './types';
@@ -216,10 +217,10 @@ export class Core implements Responder {
     if (event) FanotifyEvent.markAnswered(event);
   }
 
-  /** Turns native records into deliveries, in order. */
-  convert(records: NativeRecord[]): Delivery[] {
+  /** Turns a native batch into deliveries, in order. */
+  convert(batch: NativeBatch): Delivery[] {
     const out: Delivery[] = [];
-    for (const record of records) {
+    for (const record of unpackBatch(batch)) {
       switch (record.kind) {
         case RecordKind.Warning:
           if (record.id) this.answeredNatively(record.id);

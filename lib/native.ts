@@ -56,6 +56,13 @@ export interface NativeRecord {
   mountId?: bigint;
 }
 
+/** What the reader hands over per wake-up; lib/batch.ts reads it. */
+export type NativeBatch = [
+  numbers: Float64Array,
+  strings: Array<string | null | undefined>,
+  extras: Record<number, Pick<NativeRecord, 'errno' | 'message' | 'fsError' | 'range' | 'mountId'>> | undefined,
+];
+
 export interface NativeReaderOptions {
   permissionTimeout: number;
   defaultResponse: number;
@@ -67,10 +74,10 @@ export interface NativeReaderOptions {
 export interface NativeReader {
   addGroup(flags: number, eventFlags: number): number;
   mark(group: number, flags: number, mask: number, dirfd: number, path: string | undefined): void;
-  take(max: number, timeoutMs: number): NativeRecord[];
+  take(max: number, timeoutMs: number): NativeBatch;
   respond(id: number, response: number): boolean;
   setBufferSize(bytes: number): void;
-  startAsync(deliver: (records: NativeRecord[]) => void): void;
+  startAsync(deliver: (batch: NativeBatch) => void): void;
   setDelivery(on: boolean): void;
   setRef(on: boolean): void;
   groupFd(group: number): number;

@@ -74,26 +74,66 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw) {
   return obj;
 }
 
-Napi::Object eventToJs(Napi::Env env, const Event& ev) {
-  Napi::Object obj = Napi::Object::New(env);
-  obj.Set("kind", static_cast<int>(ev.kind));
-  obj.Set("mask", static_cast<double>(ev.raw.mask));
-  obj.Set("pid", ev.raw.pid);
-  obj.Set("fd", ev.fd);
-  obj.Set("id", static_cast<double>(ev.id));
-  obj.Set("group", ev.group);
-  obj.Set("permissionGroup", ev.permissionGroup);
-  obj.Set("isDirectory", ev.isDirectory);
-  obj.Set("path", stringOrNull(env, ev.hasPath, ev.path));
-  obj.Set("name", stringOrNull(env, ev.hasName, ev.name));
-  obj.Set("oldPath", stringOrNull(env, ev.hasOldPath, ev.oldPath));
-  obj.Set("newPath", stringOrNull(env, ev.hasNewPath, ev.newPath));
-  if (ev.kind == Event::Kind::Error || ev.kind == Event::Kind::Warning) {
-    obj.Set("errno", ev.err);
-    obj.Set("message", ev.message);
+namespace {
+
+napi_value stringOrNullValue(napi_env env, bool has, const std::string& value) {
+  napi_value result;
+  if (!has) {
+    napi_get_null(env, &result);
+  } else {
+    napi_create_string_utf8(env, value.data(), value.size(), &result);
   }
-  setExtraRecords(obj, ev.raw);
-  return obj;
+  return result;
+}
+
+bool hasExtras(const Event& ev) {
+  return ev.kind == Event::Kind::Error || ev.kind == Event::Kind::Warning || ev.raw.hasError || ev.raw.hasRange ||
+         ev.raw.hasMountId;
+}
+
+}  // namespace
+
+Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events) {
+  const size_t n = events.size();
+  Napi::Float64Array numbers = Napi::Float64Array::New(env, n * kBatchNumbers);
+  double* num = numbers.Data();
+  napi_value strings;
+  napi_create_array_with_length(env, n * kBatchStrings, &strings);
+  Napi::Value extras = env.Undefined();
+
+  for (size_t i = 0; i < n; i++) {
+    const Event& ev = events[i];
+    double* row = num + i * kBatchNumbers;
+    row[0] = static_cast<double>(ev.kind);
+    row[1] = static_cast<double>(ev.raw.mask);
+    row[2] = ev.raw.pid;
+    row[3] = ev.fd;
+    row[4] = static_cast<double>(ev.id);
+    row[5] = ev.group;
+    row[6] = (ev.permissionGroup ? 1 : 0) | (ev.isDirectory ? 2 : 0);
+
+    const uint32_t base = static_cast<uint32_t>(i * kBatchStrings);
+    napi_set_element(env, strings, base, stringOrNullValue(env, ev.hasPath, ev.path));
+    napi_set_element(env, strings, base + 1, stringOrNullValue(env, ev.hasName, ev.name));
+    if (ev.hasOldPath) napi_set_element(env, strings, base + 2, stringOrNullValue(env, true, ev.oldPath));
+    if (ev.hasNewPath) napi_set_element(env, strings, base + 3, stringOrNullValue(env, true, ev.newPath));
+
+    if (hasExtras(ev)) {
+      if (extras.IsUndefined()) extras = Napi::Object::New(env);
+      Napi::Object extra = Napi::Object::New(env);
+      if (ev.kind == Event::Kind::Error || ev.kind == Event::Kind::Warning) {
+        extra.Set("errno", ev.err);
+        extra.Set("message", ev.message);
+      }
+      setExtraRecords(extra, ev.raw);
+      extras.As<Napi::Object>().Set(static_cast<uint32_t>(i), extra);
+    }
+  }
+  Napi::Array batch = Napi::Array::New(env, 3);
+  batch.Set(0u, numbers);
+  batch.Set(1u, Napi::Value(env, strings));
+  batch.Set(2u, extras);
+  return batch;
 }
 
 }  // namespace fan

@@ -4,6 +4,8 @@
 
 #include <napi.h>
 
+#include <vector>
+
 #include "decoder.h"
 #include "reader.h"
 
@@ -12,7 +14,17 @@ namespace fan {
 // The low-level module's form: metadata plus every decoded info record.
 Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 
-// The reader's form: what FanotifyEvent needs, paths already resolved.
-Napi::Object eventToJs(Napi::Env env, const Event& ev);
+// The reader's form, one batch per hand-over: what FanotifyEvent needs,
+// paths already resolved. Flat, because creating an object per event with a
+// dozen named properties through Node-API cost more than everything else
+// the reader does (see bench/). Layout, read by lib/batch.ts:
+//   [0] Float64Array, kBatchNumbers per event:
+//       kind, mask, pid, fd, id, group, flags (1: permission group, 2: directory)
+//   [1] Array, kBatchStrings per event: path, name, oldPath, newPath (or null)
+//   [2] undefined, or { [index]: { errno, message, fsError, range, mountId } }
+//       for the rare events that carry more
+constexpr size_t kBatchNumbers = 7;
+constexpr size_t kBatchStrings = 4;
+Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events);
 
 }  // namespace fan

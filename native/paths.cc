@@ -74,9 +74,17 @@ uint64_t PathResolver::fsidKey(const int32_t fsid[2]) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(fsid[0])) << 32) | static_cast<uint32_t>(fsid[1]);
 }
 
-bool PathResolver::stillThere(const Known& known) {
+bool PathResolver::stillThere(Known& known) {
+  if (known.checkedInBatch == batch_) return true;
   struct stat st;
-  return lstat(known.path.c_str(), &st) == 0 && st.st_dev == known.dev && st.st_ino == known.ino;
+  if (lstat(known.path.c_str(), &st) != 0 || st.st_dev != known.dev || st.st_ino != known.ino) return false;
+  known.checkedInBatch = batch_;
+  return true;
+}
+
+void PathResolver::newBatch() {
+  std::lock_guard<std::mutex> lock(mu_);
+  batch_++;
 }
 
 // An fd for open_by_handle_at. It must be a real open (the kernel refuses
@@ -195,6 +203,7 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
     // it cannot say (deleted, or no CAP_DAC_READ_SEARCH), the last known
     // place is the best answer: where a deleted object was.
     Known fresh;
+    fresh.checkedInBatch = 0;
     if (!openByHandle(fid, fresh)) {
       if (found == 0) return false;
       out = joinName(base, fid);

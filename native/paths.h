@@ -44,6 +44,11 @@ class PathResolver {
   // A directory or file handle (plus its name, if any) -> path.
   bool fromHandle(const FileIdRecord& fid, std::string& out);
 
+  // Starts a read batch: a known path is checked against its inode once per
+  // batch, not per event. That is as current as checking every event, since
+  // the whole batch is resolved after all its events happened.
+  void newBatch();
+
   void closeAll();
 
  private:
@@ -57,15 +62,17 @@ class PathResolver {
     std::string path;
     dev_t dev;
     ino_t ino;
+    uint64_t checkedInBatch = 0;
   };
   static constexpr size_t kCacheLimit = 4096;
   static uint64_t fsidKey(const int32_t fsid[2]);
-  static bool stillThere(const Known& known);
+  bool stillThere(Known& known);
   int lookupLocked(std::unordered_map<std::string, Known>& table, const std::string& key, std::string& out);
   bool openByHandle(const FileIdRecord& fid, Known& out);
   static MountFd openMount(const std::string& path, dev_t dev);
 
   std::mutex mu_;
+  uint64_t batch_ = 1;
   std::unordered_map<std::string, Known> marked_;  // handleKey -> marked object
   std::unordered_map<std::string, Known> cache_;   // handleKey -> resolved directory
   std::unordered_map<uint64_t, MountFd> mountFds_;

@@ -231,6 +231,7 @@ void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf,
   }
   std::vector<RawEvent> raws;
   decodeEvents(buf.data(), static_cast<size_t>(n), raws);
+  paths_.newBatch();
   for (auto& raw : raws) decorate(std::move(raw), index, group, batch);
 }
 

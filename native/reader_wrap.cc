@@ -23,12 +23,6 @@ ReaderOptions parseOptions(const Napi::Object& o) {
   return options;
 }
 
-Napi::Array eventsToJs(Napi::Env env, const std::vector<Event>& events) {
-  Napi::Array array = Napi::Array::New(env, events.size());
-  for (size_t i = 0; i < events.size(); i++) array.Set(i, eventToJs(env, events[i]));
-  return array;
-}
-
 }  // namespace
 
 Napi::Function ReaderWrap::Init(Napi::Env env) {
@@ -102,7 +96,7 @@ Napi::Value ReaderWrap::Take(const Napi::CallbackInfo& info) {
   int timeoutMs = info[1].As<Napi::Number>().Int32Value();
   std::vector<Event> events;
   reader_->take(events, max, timeoutMs);
-  return eventsToJs(info.Env(), events);
+  return batchToJs(info.Env(), events);
 }
 
 // respond(id, response) -> true if this answered it, false if it was not pending.
@@ -163,7 +157,7 @@ void ReaderWrap::Deliver() {
   if (events.empty()) return;
   if (events.size() == kDeliveryBatch && async_) uv_async_send(async_);
   try {
-    callback_.MakeCallback(Value(), {eventsToJs(env, events)});
+    callback_.MakeCallback(Value(), {batchToJs(env, events)});
   } catch (const Napi::Error& e) {
     // Nothing on the stack can catch it: hand it to process 'uncaughtException'.
     napi_fatal_exception(env_, e.Value());

@@ -1,0 +1,40 @@
+/**
+ * Reads the flat batches the native reader hands over (native/convert.h has
+ * the layout) into records. Flat on the wire because per-event objects built
+ * through Node-API were the reader's biggest cost; plain object literals
+ * built here are cheap.
+ */
+import type { NativeBatch, NativeRecord } from './native';
+
+const NUMBERS = 7;
+const STRINGS = 4;
+const PERMISSION_GROUP = 1;
+const DIRECTORY = 2;
+
+export function unpackBatch(batch: NativeBatch): NativeRecord[] {
+  const [numbers, strings, extras] = batch;
+  const count = numbers.length / NUMBERS;
+  const records: NativeRecord[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const n = i * NUMBERS;
+    const s = i * STRINGS;
+    const flags = numbers[n + 6];
+    const record: NativeRecord = {
+      kind: numbers[n],
+      mask: numbers[n + 1],
+      pid: numbers[n + 2],
+      fd: numbers[n + 3],
+      id: numbers[n + 4],
+      group: numbers[n + 5],
+      permissionGroup: (flags & PERMISSION_GROUP) !== 0,
+      isDirectory: (flags & DIRECTORY) !== 0,
+      path: strings[s] ?? null,
+      name: strings[s + 1] ?? null,
+      oldPath: strings[s + 2] ?? null,
+      newPath: strings[s + 3] ?? null,
+    };
+    const extra = extras?.[i];
+    records[i] = extra ? Object.assign(record, extra) : record;
+  }
+  return records;
+}
