@@ -6,6 +6,7 @@
 #include <sys/fanotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -19,6 +20,9 @@ constexpr uint64_t kPermissionMask = FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_
 // How long take(0) waits for the thread to finish one read pass. A pass is a
 // read and some readlinks, so this only bounds a pathological stall.
 constexpr auto kFlushLimit = std::chrono::seconds(5);
+// The longest a notification event waits in the queue before the consumer
+// is woken, while events keep coming (see handOverLocked).
+constexpr auto kCoalesce = std::chrono::milliseconds(1);
 
 void closeIfOpen(int fd) {
   if (fd >= 0) ::close(fd);
@@ -142,6 +146,7 @@ void Reader::drain(std::vector<Event>& out, size_t max) {
 }
 
 void Reader::moveOutLocked(std::vector<Event>& out, size_t max) {
+  out.reserve(out.size() + std::min(max - out.size(), queue_.size()));
   while (!queue_.empty() && out.size() < max) {
     out.push_back(std::move(queue_.front()));
     queue_.pop_front();
@@ -185,14 +190,27 @@ bool Reader::isOwnProcess(int32_t pid) const {
   return access(task, F_OK) == 0;
 }
 
-int Reader::pollTimeoutLocked() {
+int Reader::pollTimeoutLocked(std::chrono::steady_clock::time_point now) {
   if (flushRequested_ != flushDone_) return 0;
-  if (pending_.empty()) return -1;
   auto next = std::chrono::steady_clock::time_point::max();
+  if (handOverPending_) next = lastHandOver_ + kCoalesce;
   for (const auto& [id, p] : pending_)
     if (p.deadline < next) next = p.deadline;
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(next - std::chrono::steady_clock::now()).count();
+  if (next == std::chrono::steady_clock::time_point::max()) return -1;
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
   return left <= 0 ? 0 : static_cast<int>(left);
+}
+
+// Decides whether to wake the consumer now. Waking costs a futex or eventfd
+// wake-up and a context switch, more than handling a few events, so a burst
+// is handed over at most once per kCoalesce; the first event after a quiet
+// spell, permission events and errors go at once.
+bool Reader::handOverLocked(bool urgent, std::chrono::steady_clock::time_point now) {
+  if (!handOverPending_) return false;
+  if (!urgent && now - lastHandOver_ < kCoalesce) return false;
+  handOverPending_ = false;
+  lastHandOver_ = now;
+  return true;
 }
 
 void Reader::expireLocked(std::vector<Event>& batch) {
@@ -230,8 +248,10 @@ void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf,
     return;
   }
   std::vector<RawEvent> raws;
+  raws.reserve(static_cast<size_t>(n) / 64 + 1);  // FID events are 60 bytes and up
   decodeEvents(buf.data(), static_cast<size_t>(n), raws);
   paths_.newBatch();
+  batch.reserve(batch.size() + raws.size());
   for (auto& raw : raws) decorate(std::move(raw), index, group, batch);
 }
 
@@ -320,7 +340,7 @@ void Reader::run() {
       }
       groups = groups_;
       flushSeen = flushRequested_;
-      timeout = pollTimeoutLocked();
+      timeout = pollTimeoutLocked(std::chrono::steady_clock::now());
       if (buf.size() != options_.bufferSize) buf.resize(options_.bufferSize);
     }
 
@@ -337,10 +357,15 @@ void Reader::run() {
     }
 
     std::function<void()> notify;
+    bool wakeConsumer;
+    bool flushAnswered;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto now = std::chrono::steady_clock::now();
+      flushAnswered = flushSeen != flushDone_;
+      bool urgent = flushAnswered;
       for (auto& ev : batch) {
+        if (ev.fd >= 0 || ev.kind != Event::Kind::Normal) urgent = true;
         if (ev.fd >= 0) {
           ev.id = nextId_++;
           pending_.emplace(ev.id, Pending{groups[ev.group].fd, ev.fd,
@@ -349,11 +374,13 @@ void Reader::run() {
         }
       }
       expireLocked(batch);
+      if (!batch.empty()) handOverPending_ = true;
       for (auto& ev : batch) queue_.push_back(std::move(ev));
       flushDone_ = flushSeen;
-      if (!batch.empty()) notify = notify_;
+      wakeConsumer = handOverLocked(urgent, now);
+      if (wakeConsumer) notify = notify_;
     }
-    cv_.notify_all();
+    if (wakeConsumer || flushAnswered) cv_.notify_all();
     if (notify) notify();
   }
 }

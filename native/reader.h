@@ -113,7 +113,8 @@ class Reader {
   void decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch);
   bool isOwnProcess(int32_t pid) const;
   void moveOutLocked(std::vector<Event>& out, size_t max);
-  int pollTimeoutLocked();
+  int pollTimeoutLocked(std::chrono::steady_clock::time_point now);
+  bool handOverLocked(bool urgent, std::chrono::steady_clock::time_point now);
   void expireLocked(std::vector<Event>& batch);
   void answerLocked(Pending& p, uint32_t response);
 
@@ -131,6 +132,11 @@ class Reader {
   uint64_t nextId_ = 1;
   uint64_t flushRequested_ = 0, flushDone_ = 0;
   bool throttled_ = false;  // the thread left bounded groups unread: queue full
+  // Waking the consumer thread costs more than reading a few events, so
+  // under load notification events are handed over at most once per
+  // kCoalesce; an idle consumer, permission events and errors go at once.
+  bool handOverPending_ = false;
+  std::chrono::steady_clock::time_point lastHandOver_{};
   bool stopping_ = false;
   std::function<void()> notify_;
   std::atomic<bool> closed_{false};
