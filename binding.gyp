@@ -9,8 +9,10 @@
         "native/errors.cc",
         "native/low_level.cc",
         "native/paths.cc",
+        "native/process_info.cc",
         "native/reader.cc",
-        "native/reader_wrap.cc"
+        "native/reader_wrap.cc",
+        "native/scope.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -7,9 +7,10 @@
 import type { NativeBatch, NativeRecord } from './native';
 
 const NUMBERS = 7;
-const STRINGS = 4;
+const STRINGS = 6;
 const PERMISSION_GROUP = 1;
 const DIRECTORY = 2;
+const PROCESS = 4;
 
 export function unpackBatch(batch: NativeBatch): NativeRecord[] {
   const [numbers, strings, extras] = batch;
@@ -33,6 +34,7 @@ export function unpackBatch(batch: NativeBatch): NativeRecord[] {
       oldPath: strings[s + 2] ?? null,
       newPath: strings[s + 3] ?? null,
     };
+    if (flags & PROCESS) record.process = { comm: strings[s + 4] ?? null, exe: strings[s + 5] ?? null };
     const extra = extras?.[i];
     records[i] = extra ? Object.assign(record, extra) : record;
   }

@@ -11,10 +11,10 @@ import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
 import { FanotifyError, closedError, fromNative, invalidArgument } from './errors';
 import { FanotifyEvent, type Responder } from './event';
 import { unpackBatch } from './batch';
-import { native, RecordKind, type NativeBatch, type NativeReader } from './native';
+import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord, type NativeScopeRule } from './native';
 import type { Settings } from './options';
-import { readProcessInfo } from './process-info';
 import type { MarkType, Response, WatchOptions } from './types';
+import { directoriesUnder, entriesOf, isUnder, mountsInside, realPath } from './tree';
 import { checkBits, checkBoolean, checkOneOf, checkOptions, checkPath, checkInteger, describe } from './validate';
 
 /** The kernel groups an instance may need; each is created on first use. */
@@ -37,13 +37,27 @@ export type Delivery =
   | { type: 'error'; error: FanotifyError; event?: FanotifyEvent }
   | { type: 'warning'; message: string };
 
+/**
+ * One addWatch: the marks it placed. A plain watch marks one target; a
+ * recursive one marks each filesystem in the tree (privileged) or each
+ * directory (unprivileged), all with the same flags and masks.
+ */
 interface MarkRecord {
   path: string;
+  /** `path` with symbolic links resolved, as event paths are. */
+  real: string;
   type: MarkType;
   /** Mark flags other than ADD/REMOVE, to repeat on removal. */
   flags: number;
   /** Per group: the mask placed there (events plus ONDIR/EVENT_ON_CHILD). */
   masks: Map<GroupKind, number>;
+  targets: string[];
+  /** How the mark relates to event paths, for the reader's scope filter. */
+  scope: 'subtree' | 'children' | 'exact' | 'everything' | 'ignore';
+  /** Recursive: 'filesystem' marks (privileged) or one inode mark per 'directory'. */
+  recursive?: 'filesystem' | 'directory';
+  /** The events the user asked for (recursion adds CREATE/MOVED_TO internally). */
+  requested: number;
 }
 
 interface CheckedWatch {
@@ -60,6 +74,8 @@ export class Core implements Responder {
   private readonly marks = new Map<string, MarkRecord>();
   private readonly exactFlags: number | undefined;
   private isClosed = false;
+  /** True while an unprivileged recursive watch must follow new directories (kept by updateScopes). */
+  private followsDirectories = false;
   /**
    * Permission events handed out and not yet answered by JavaScript, by id,
    * so that when the reader answers one itself (deadline, close) the event's
@@ -76,6 +92,7 @@ export class Core implements Responder {
       allowSelf: settings.allowSelf,
       queueLimit: settings.queueLimit,
       bufferSize: settings.bufferSize,
+      processInfo: settings.processInfo,
     });
     if (exactFlags !== undefined) this.groups.set('exact', this.createGroup(exactFlags, 'exact'));
   }
@@ -111,8 +128,8 @@ export class Core implements Responder {
       throw invalidArgument("MNT_ATTACH/MNT_DETACH go with mark: 'mntns' only, and a mntns mark takes only those");
     }
     if (options.ignoreSurviveModify && !options.ignore) throw invalidArgument('ignoreSurviveModify needs ignore: true');
-    if (options.recursive) {
-      throw new FanotifyError('NotSupported', 'recursive: true is not available yet in this version; watch each directory, or use mark: "filesystem"');
+    if (options.recursive && (type !== 'inode' || options.ignore)) {
+      throw invalidArgument('recursive: true chooses its own marks: leave out mark and ignore');
     }
     return { path, mask, type, options };
   }
@@ -122,8 +139,9 @@ export class Core implements Responder {
     const watch = this.checkWatch(rawPath, rawMask, rawOptions);
     const { path, type, options } = watch;
     const isDirectory = statIsDirectory(path, options);
-    if (options.onlyDir && !isDirectory) {
-      throw new FanotifyError('InvalidPath', `'${path}' is not a directory (onlyDir: true)`, { code: 'ENOTDIR', path });
+    if ((options.onlyDir || options.recursive) && !isDirectory) {
+      const why = options.recursive ? 'recursive: true' : 'onlyDir: true';
+      throw new FanotifyError('InvalidPath', `'${path}' is not a directory (${why})`, { code: 'ENOTDIR', path });
     }
 
     const caps = capabilities();
@@ -143,12 +161,21 @@ export class Core implements Responder {
       if ((isDirectory || type !== 'inode') && options.onDir !== false) mask |= FAN.FAN_ONDIR;
     }
 
-    const key = markKey(path, type, options.ignore === true);
-    const record = this.marks.get(key) ?? { path, type, flags, masks: new Map<GroupKind, number>() };
+    const key = markKey(path, options.recursive ? 'recursive' : type, options.ignore === true);
+    const real = realPath(path);
+    const fresh: MarkRecord = { path, real, type, flags, masks: new Map(), targets: [path], scope: 'exact', requested: watch.mask };
+    if (options.ignore) fresh.scope = 'ignore';
+    else if (type === 'mount' || type === 'filesystem' || type === 'mntns') fresh.scope = 'everything';
+    else if (isDirectory && mask & FAN.FAN_EVENT_ON_CHILD) fresh.scope = 'children';
+    if (options.recursive) this.planRecursion(fresh, caps.privileged && caps.filesystemMarks);
+    if (fresh.recursive === 'filesystem') mask &= ~FAN.FAN_EVENT_ON_CHILD;
+    if (fresh.recursive === 'directory') mask |= RECURSION_BITS;
+
+    const record = this.marks.get(key) ?? fresh;
     const placed: Array<[GroupKind, number]> = [];
     try {
       for (const [routed, part] of this.route(mask)) {
-        const kind = this.placeMark(routed, FAN.FAN_MARK_ADD | flags, part, path);
+        const kind = this.placeMarks(routed, FAN.FAN_MARK_ADD | record.flags, part, record.targets);
         const before = record.masks.get(kind) ?? 0;
         placed.push([kind, part & ~before]);
         record.masks.set(kind, before | part);
@@ -157,7 +184,28 @@ export class Core implements Responder {
       this.undo(record, placed);
       throw err;
     }
+    record.requested |= watch.mask;
     this.marks.set(key, record);
+    this.updateScopes();
+  }
+
+  /**
+   * Recursive watches. Privileged: one filesystem mark per filesystem in the
+   * tree (mounts inside it included), and the reader's scope filter drops
+   * what lies outside. Unprivileged: an inode mark on every directory; new
+   * directories are marked as their CREATE/MOVED_TO events arrive (see
+   * followNewDirectory).
+   */
+  private planRecursion(record: MarkRecord, privileged: boolean): void {
+    record.scope = 'subtree';
+    if (privileged) {
+      record.recursive = 'filesystem';
+      record.flags = (record.flags & ~FAN.FAN_MARK_MNTNS) | FAN.FAN_MARK_FILESYSTEM;
+      record.targets = [record.real, ...mountsInside(record.real)];
+    } else {
+      record.recursive = 'directory';
+      record.targets = directoriesUnder(record.real);
+    }
   }
 
   removeWatch(rawPath: unknown, rawMask?: unknown, rawOptions?: unknown): void {
@@ -166,9 +214,12 @@ export class Core implements Responder {
     const options = checkWatchOptions(rawOptions);
     const mask = rawMask === undefined ? undefined : checkBits(rawMask, 'mask', KNOWN_MASK_BITS, false);
     const type = options.mark ?? 'inode';
-    const key = markKey(path, type, options.ignore === true);
+    const key = markKey(path, options.recursive ? 'recursive' : type, options.ignore === true);
     const record = this.marks.get(key);
-    if (!record) throw invalidArgument(`'${path}' has no ${options.ignore ? 'ignore ' : ''}${type} mark from this instance`);
+    if (!record) {
+      const what = options.recursive ? 'recursive watch' : `${options.ignore ? 'ignore ' : ''}${type} mark`;
+      throw invalidArgument(`'${path}' has no ${what} from this instance`);
+    }
 
     const parts = mask === undefined ? new Map(record.masks) : this.route(mask & ~EventClass.FLAGS);
     for (const [kind, part] of parts) {
@@ -183,6 +234,81 @@ export class Core implements Responder {
       else record.masks.set(kind, current & ~bits);
     }
     if (record.masks.size === 0) this.marks.delete(key);
+    if (record.recursive === 'filesystem') this.reassertFilesystemMarks();
+    this.updateScopes();
+  }
+
+  /**
+   * Filesystem marks are shared by every recursive watch on that filesystem
+   * (the kernel ORs their masks); after one is removed, the others' bits go
+   * back on.
+   */
+  private reassertFilesystemMarks(): void {
+    for (const record of this.marks.values()) {
+      if (record.recursive !== 'filesystem') continue;
+      for (const [kind, mask] of record.masks) this.placeMarks(kind, FAN.FAN_MARK_ADD | record.flags, mask, record.targets);
+    }
+  }
+
+  /**
+   * Tells the reader which paths each group's marks cover. Only a group with
+   * a privileged recursive watch needs it (its filesystem marks report far
+   * more than asked); a plain mount or filesystem mark in the same group
+   * widens it to everything.
+   */
+  private updateScopes(): void {
+    this.followsDirectories = [...this.marks.values()].some((record) => record.recursive === 'directory');
+    for (const [kind, group] of this.groups) {
+      const rules: NativeScopeRule[] = [];
+      let filtered = false;
+      let everything = false;
+      for (const record of this.marks.values()) {
+        const mask = record.masks.get(kind);
+        if (mask === undefined || record.scope === 'ignore') continue;
+        if (record.recursive === 'filesystem') filtered = true;
+        if (record.scope === 'everything') everything = true;
+        else if (record.scope === 'subtree') rules.push({ kind: 0, path: record.real, mask });
+        else rules.push({ kind: record.scope === 'children' ? 1 : 2, path: record.real, mask });
+      }
+      this.reader.setScope(group, filtered && !everything ? rules : []);
+    }
+  }
+
+  /**
+   * Unprivileged recursion: a directory created or moved into a watched tree
+   * gets its marks, and whatever was created in it before they were in place
+   * is reported from a scan (so a file made a moment after its directory is
+   * not missed; it may be reported twice).
+   */
+  private followNewDirectory(path: string, out: Delivery[]): void {
+    for (const record of this.marks.values()) {
+      if (record.recursive !== 'directory' || !isUnder(path, record.real) || record.targets.includes(path)) continue;
+      for (const dir of directoriesUnder(path)) {
+        if (record.targets.includes(dir)) continue;
+        try {
+          for (const [kind, mask] of record.masks) this.placeMarks(kind, FAN.FAN_MARK_ADD | record.flags, mask, [dir]);
+        } catch {
+          continue; // gone again, or out of marks: nothing to follow there
+        }
+        record.targets.push(dir);
+        if (!(record.requested & FAN.FAN_CREATE)) continue;
+        for (const [name, isDirectory] of entriesOf(dir)) {
+          out.push(this.deliveryFor(syntheticCreate(`${dir}/${name}`, name, isDirectory)));
+        }
+      }
+    }
+  }
+
+  /** Events that unprivileged recursion asked for only to follow new directories. */
+  private withoutRecursionBits(record: NativeRecord): NativeRecord | null {
+    if (record.path === null) return record;
+    for (const r of this.marks.values()) {
+      if (r.recursive !== 'directory' || !isUnder(record.path, r.real)) continue;
+      const mask = record.mask & (r.requested | EventClass.FLAGS);
+      if ((mask & ~EventClass.FLAGS) === 0) return null;
+      return mask === record.mask ? record : { ...record, mask };
+    }
+    return record;
   }
 
   /** Answers a permission event; a second answer, or one after close, is a no-op. */
@@ -236,19 +362,27 @@ export class Core implements Responder {
           break;
         }
         default: {
-          const processInfo = this.settings.processInfo && record.kind === RecordKind.Normal ? readProcessInfo(record.pid) : null;
-          const event = new FanotifyEvent(record, this, processInfo);
-          if (record.id) this.unanswered.set(record.id, new WeakRef(event));
-          if (event.permissionOverflow) {
-            const error = new FanotifyError('LimitReached', 'the permission event queue overflowed: some accesses were not checked (raise queue limits or answer faster)');
-            out.push({ type: 'error', error, event });
-          } else {
-            out.push({ type: 'event', event });
+          const followed = this.followsDirectories && record.kind === RecordKind.Normal;
+          const kept = followed ? this.withoutRecursionBits(record) : record;
+          if (kept) out.push(this.deliveryFor(kept));
+          if (followed && record.isDirectory && record.path !== null && record.mask & (FAN.FAN_CREATE | FAN.FAN_MOVED_TO)) {
+            this.followNewDirectory(record.path, out);
           }
         }
       }
     }
     return out;
+  }
+
+  private deliveryFor(record: NativeRecord): Delivery {
+    const processInfo = record.process ? { pid: record.pid, ...record.process } : null;
+    const event = new FanotifyEvent(record, this, processInfo);
+    if (record.id) this.unanswered.set(record.id, new WeakRef(event));
+    if (event.permissionOverflow) {
+      const error = new FanotifyError('LimitReached', 'the permission event queue overflowed: some accesses were not checked (raise queue limits or answer faster)');
+      return { type: 'error', error, event };
+    }
+    return { type: 'event', event };
   }
 
   setBufferSize(bytes: number): void {
@@ -286,7 +420,10 @@ export class Core implements Responder {
   }
 
   private groupFlags(kind: GroupKind): number {
-    const base = FAN.FAN_CLOEXEC | FAN.FAN_NONBLOCK | (this.settings.flags & ~FAN.FAN_NONBLOCK);
+    let base = FAN.FAN_CLOEXEC | FAN.FAN_NONBLOCK | (this.settings.flags & ~FAN.FAN_NONBLOCK);
+    // With a pidfd the reader can tell that the process it read comm/exe of
+    // is the one that caused the event, not a later one with the same pid.
+    if (this.settings.processInfo && capabilities().pidfd && !(base & FAN.FAN_REPORT_TID)) base |= FAN.FAN_REPORT_PIDFD;
     switch (kind) {
       case 'fd': return base | FAN.FAN_CLASS_NOTIF;
       case 'fid': return base | FAN.FAN_CLASS_NOTIF | FAN.FAN_REPORT_FID | FAN.FAN_REPORT_DFID_NAME;
@@ -336,6 +473,13 @@ export class Core implements Responder {
    * fd mode when privileged: that part goes to an fd-mode group instead.
    * Returns the group kind that took the mark.
    */
+  /** placeMark on each target; returns the group kind that took them. */
+  private placeMarks(kind: GroupKind, flags: number, mask: number, targets: string[]): GroupKind {
+    let placedIn = kind;
+    for (const target of targets) placedIn = this.placeMark(kind, flags, mask, target);
+    return placedIn;
+  }
+
   private placeMark(kind: GroupKind, flags: number, mask: number, path: string): GroupKind {
     try {
       this.callMark(this.ensureGroup(kind), flags, mask, path, kind);
@@ -350,12 +494,14 @@ export class Core implements Responder {
   }
 
   private removeMark(kind: GroupKind, record: MarkRecord, bits: number): void {
-    try {
-      this.callMark(this.groups.get(kind)!, FAN.FAN_MARK_REMOVE | record.flags, bits, record.path, kind);
-    } catch (err) {
-      // The kernel drops a mark by itself when its inode goes away: then
-      // there is nothing left to remove, which is what the caller wanted.
-      if (!(err instanceof FanotifyError && err.code === 'ENOENT')) throw err;
+    for (const target of record.targets) {
+      try {
+        this.callMark(this.groups.get(kind)!, FAN.FAN_MARK_REMOVE | record.flags, bits, target, kind);
+      } catch (err) {
+        // The kernel drops a mark by itself when its inode goes away: then
+        // there is nothing left to remove, which is what the caller wanted.
+        if (!(err instanceof FanotifyError && err.code === 'ENOENT')) throw err;
+      }
     }
   }
 
@@ -376,7 +522,16 @@ export class Core implements Responder {
   }
 }
 
-function markKey(path: string, type: MarkType, ignore: boolean): string {
+/** What unprivileged recursion adds to each directory's mark to see new directories. */
+const RECURSION_BITS = FAN.FAN_CREATE | FAN.FAN_MOVED_TO | FAN.FAN_ONDIR | FAN.FAN_EVENT_ON_CHILD;
+
+/** A CREATE found by scanning a directory that was marked after it was made. */
+function syntheticCreate(path: string, name: string, isDirectory: boolean): NativeRecord {
+  const mask = FAN.FAN_CREATE | (isDirectory ? FAN.FAN_ONDIR : 0);
+  return { kind: RecordKind.Normal, mask, pid: 0, fd: -1, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
+}
+
+function markKey(path: string, type: MarkType | 'recursive', ignore: boolean): string {
   return `${type}\0${ignore ? 'ignore' : 'watch'}\0${path}`;
 }
 

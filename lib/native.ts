@@ -54,6 +54,8 @@ export interface NativeRecord {
   fsError?: { error: number; errorCount: number };
   range?: { offset: number; count: number };
   mountId?: bigint;
+  /** Read by the reader thread when the option processInfo is set. */
+  process?: { comm: string | null; exe: string | null };
 }
 
 /** What the reader hands over per wake-up; lib/batch.ts reads it. */
@@ -69,6 +71,14 @@ export interface NativeReaderOptions {
   allowSelf: boolean;
   queueLimit: number;
   bufferSize: number;
+  processInfo: boolean;
+}
+
+/** A scope rule (native/scope.h): 0 subtree, 1 a directory and its children, 2 one path. */
+export interface NativeScopeRule {
+  kind: 0 | 1 | 2;
+  path: string;
+  mask: number;
 }
 
 export interface NativeReader {
@@ -81,6 +91,7 @@ export interface NativeReader {
   setDelivery(on: boolean): void;
   setRef(on: boolean): void;
   groupFd(group: number): number;
+  setScope(group: number, rules: NativeScopeRule[]): void;
   stats(): { queued: number; pendingPermissions: number };
   close(): void;
 }

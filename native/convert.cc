@@ -110,13 +110,15 @@ Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events) {
     row[3] = ev.fd;
     row[4] = static_cast<double>(ev.id);
     row[5] = ev.group;
-    row[6] = (ev.permissionGroup ? 1 : 0) | (ev.isDirectory ? 2 : 0);
+    row[6] = (ev.permissionGroup ? 1 : 0) | (ev.isDirectory ? 2 : 0) | (ev.hasProcess ? 4 : 0);
 
     const uint32_t base = static_cast<uint32_t>(i * kBatchStrings);
     napi_set_element(env, strings, base, stringOrNullValue(env, ev.hasPath, ev.path));
     napi_set_element(env, strings, base + 1, stringOrNullValue(env, ev.hasName, ev.name));
     if (ev.hasOldPath) napi_set_element(env, strings, base + 2, stringOrNullValue(env, true, ev.oldPath));
     if (ev.hasNewPath) napi_set_element(env, strings, base + 3, stringOrNullValue(env, true, ev.newPath));
+    if (ev.process.hasComm) napi_set_element(env, strings, base + 4, stringOrNullValue(env, true, ev.process.comm));
+    if (ev.process.hasExe) napi_set_element(env, strings, base + 5, stringOrNullValue(env, true, ev.process.exe));
 
     if (hasExtras(ev)) {
       if (extras.IsUndefined()) extras = Napi::Object::New(env);

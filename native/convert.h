@@ -19,12 +19,14 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 // dozen named properties through Node-API cost more than everything else
 // the reader does (see bench/). Layout, read by lib/batch.ts:
 //   [0] Float64Array, kBatchNumbers per event:
-//       kind, mask, pid, fd, id, group, flags (1: permission group, 2: directory)
-//   [1] Array, kBatchStrings per event: path, name, oldPath, newPath (or null)
+//       kind, mask, pid, fd, id, group,
+//       flags (1: permission group, 2: directory, 4: process info read)
+//   [1] Array, kBatchStrings per event: path, name, oldPath, newPath, comm,
+//       exe (a string, or null/a hole)
 //   [2] undefined, or { [index]: { errno, message, fsError, range, mountId } }
 //       for the rare events that carry more
 constexpr size_t kBatchNumbers = 7;
-constexpr size_t kBatchStrings = 4;
+constexpr size_t kBatchStrings = 6;
 Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events);
 
 }  // namespace fan

@@ -28,6 +28,11 @@ void closeIfOpen(int fd) {
   if (fd >= 0) ::close(fd);
 }
 
+bool inScope(const Scope& scope, const Event& ev, uint64_t mask) {
+  return (ev.hasPath && scope.covers(ev.path, mask)) || (ev.hasOldPath && scope.covers(ev.oldPath, mask)) ||
+         (ev.hasNewPath && scope.covers(ev.newPath, mask));
+}
+
 std::string describeExpired(int32_t pid, const std::string& path, int timeoutMs, uint32_t response) {
   return "permission event from pid " + std::to_string(pid) + (path.empty() ? "" : " on '" + path + "'") +
          " was not answered within " + std::to_string(timeoutMs) + " ms; answered " +
@@ -55,7 +60,7 @@ int Reader::addGroup(unsigned flags, unsigned eventFlags, SysError& err) {
     err = {EBADF, "fanotify_init", ""};
     return -1;
   }
-  groups_.push_back({fd, flags, permission});
+  groups_.push_back({fd, flags, permission, nullptr});
   if (!thread_.joinable()) {
     thread_ = std::thread(&Reader::run, this);
   } else {
@@ -63,6 +68,14 @@ int Reader::addGroup(unsigned flags, unsigned eventFlags, SysError& err) {
   }
   return static_cast<int>(groups_.size() - 1);
 }
+
+void Reader::setScope(int group, std::vector<ScopeRule> rules) {
+  ScopePtr scope = rules.empty() ? nullptr : std::make_shared<const Scope>(std::move(rules));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (group >= 0 && static_cast<size_t>(group) < groups_.size()) groups_[group].scope = std::move(scope);
+}
+// Note: the kernel may already hold events from before the scope changed;
+// they are judged by the new scope, which is what the caller just asked for.
 
 int Reader::groupFd(int group) const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -259,7 +272,14 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   Event ev;
   ev.group = index;
   ev.permissionGroup = group.permission;
-  if (raw.hasPidfd) closeIfOpen(raw.pidfd);
+  // The pidfd only serves processInfo, below; every return closes it.
+  struct PidfdCloser {
+    RawEvent& raw;
+    ~PidfdCloser() {
+      if (raw.hasPidfd && raw.pidfd >= 0) ::close(raw.pidfd);
+      raw.pidfd = -1;
+    }
+  } pidfdCloser{raw};
 
   if (raw.mask & FAN_Q_OVERFLOW) {
     closeIfOpen(raw.fd);
@@ -301,6 +321,23 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   if (!ev.hasPath && dir) ev.hasPath = paths_.fromHandle(*dir, ev.path);
   if (ev.hasPath && (raw.mask & FAN_MOVED_FROM) && !ev.hasOldPath) ev.hasOldPath = true, ev.oldPath = ev.path;
   if (ev.hasPath && (raw.mask & FAN_MOVED_TO) && !ev.hasNewPath) ev.hasNewPath = true, ev.newPath = ev.path;
+
+  if (group.scope && (ev.hasPath || ev.hasOldPath || ev.hasNewPath) && !inScope(*group.scope, ev, raw.mask)) {
+    // Outside every watched tree of this group: drop it; a permission event
+    // is allowed at once, since nobody asked to decide it.
+    if (permission) {
+      struct fanotify_response r = {raw.fd, FAN_ALLOW};
+      ssize_t ignored = write(group.fd, &r, sizeof(r));
+      (void)ignored;
+    }
+    closeIfOpen(raw.fd);
+    return;
+  }
+
+  if (options_.processInfo) {
+    ev.process = readProcessInfo(raw.pid, raw.hasPidfd ? raw.pidfd : kNoPidfdRecord);
+    ev.hasProcess = true;
+  }
 
   if (permission) {
     ev.fd = raw.fd;  // answered (and closed) through respond() or the deadline
@@ -347,6 +384,12 @@ void Reader::run() {
     int n = poll(fds.data(), fds.size(), timeout);
     std::vector<Event> batch;
     if (n > 0) {
+      {
+        // Scopes may have changed while poll slept: decorate with the
+        // current ones (indices are stable, groups are only appended).
+        std::lock_guard<std::mutex> lock(mu_);
+        groups = groups_;
+      }
       if (fds[0].revents & POLLIN) {
         uint64_t count;
         ssize_t ignored = read(wakeFd_, &count, sizeof(count));

@@ -30,6 +30,8 @@
 #include "decoder.h"
 #include "errors.h"
 #include "paths.h"
+#include "process_info.h"
+#include "scope.h"
 
 namespace fan {
 
@@ -51,6 +53,8 @@ struct Event {
   std::string path, name, oldPath, newPath;
   int err = 0;         // Error / Warning
   std::string message;
+  bool hasProcess = false;
+  ProcessInfo process;
 };
 
 struct ReaderOptions {
@@ -59,6 +63,7 @@ struct ReaderOptions {
   bool allowSelf = true;
   size_t queueLimit = 16384;
   size_t bufferSize = 65536;
+  bool processInfo = false;
 };
 
 class Reader {
@@ -72,6 +77,9 @@ class Reader {
   int addGroup(unsigned flags, unsigned eventFlags, SysError& err);
   bool mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err);
   int groupFd(int group) const;
+  // Keeps only events inside these rules from this group (recursive watches);
+  // no rules: everything the kernel reports.
+  void setScope(int group, std::vector<ScopeRule> rules);
 
   // Moves up to `max` queued events into `out`. timeoutMs: 0 returns at once
   // (after asking the thread to read what the kernel holds), < 0 waits until
@@ -98,6 +106,7 @@ class Reader {
     int fd;
     unsigned flags;
     bool permission;  // a content or pre-content class group
+    ScopePtr scope;   // null: unfiltered
   };
   struct Pending {
     int groupFd;

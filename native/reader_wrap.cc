@@ -20,6 +20,7 @@ ReaderOptions parseOptions(const Napi::Object& o) {
   if (o.Has("allowSelf")) options.allowSelf = o.Get("allowSelf").As<Napi::Boolean>().Value();
   if (o.Has("queueLimit")) options.queueLimit = o.Get("queueLimit").As<Napi::Number>().Uint32Value();
   if (o.Has("bufferSize")) options.bufferSize = o.Get("bufferSize").As<Napi::Number>().Uint32Value();
+  if (o.Has("processInfo")) options.processInfo = o.Get("processInfo").As<Napi::Boolean>().Value();
   return options;
 }
 
@@ -37,6 +38,7 @@ Napi::Function ReaderWrap::Init(Napi::Env env) {
                          InstanceMethod<&ReaderWrap::SetDelivery>("setDelivery"),
                          InstanceMethod<&ReaderWrap::SetRef>("setRef"),
                          InstanceMethod<&ReaderWrap::GroupFd>("groupFd"),
+                         InstanceMethod<&ReaderWrap::SetScope>("setScope"),
                          InstanceMethod<&ReaderWrap::Stats>("stats"),
                          InstanceMethod<&ReaderWrap::Close>("close"),
                      });
@@ -162,6 +164,21 @@ void ReaderWrap::Deliver() {
     // Nothing on the stack can catch it: hand it to process 'uncaughtException'.
     napi_fatal_exception(env_, e.Value());
   }
+}
+
+// setScope(group, [{ kind: 0 subtree | 1 children | 2 exact, path, mask }])
+Napi::Value ReaderWrap::SetScope(const Napi::CallbackInfo& info) {
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<ScopeRule> rules;
+  rules.reserve(list.Length());
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Object r = list.Get(i).As<Napi::Object>();
+    rules.push_back({static_cast<ScopeRule::Kind>(r.Get("kind").As<Napi::Number>().Uint32Value()),
+                     r.Get("path").As<Napi::String>().Utf8Value(),
+                     static_cast<uint64_t>(r.Get("mask").As<Napi::Number>().Int64Value())});
+  }
+  reader_->setScope(info[0].As<Napi::Number>().Int32Value(), std::move(rules));
+  return info.Env().Undefined();
 }
 
 Napi::Value ReaderWrap::GroupFd(const Napi::CallbackInfo& info) {

@@ -1,0 +1,88 @@
+/**
+ * Filesystem facts that recursive watches need: which mounts lie inside a
+ * tree (each needs its own filesystem mark), and which directories a tree
+ * holds (unprivileged mode marks each one). Synchronous on purpose: they run
+ * inside addWatch and the reader's hand-over, where order matters.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** `child` is `root` or lies below it. */
+export function isUnder(child: string, root: string): boolean {
+  if (root === '/') return child.startsWith('/');
+  return child === root || (child.startsWith(root) && child[root.length] === '/');
+}
+
+/** /proc/self/mountinfo escapes space, tab, newline and backslash as octal. */
+function unescapeMountPath(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/**
+ * The mount points strictly inside `root`, one per filesystem that is not
+ * already the root's (the root's own filesystem mark covers those).
+ */
+export function mountsInside(root: string): string[] {
+  let info: string;
+  try {
+    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const seen = new Set<number>();
+  try {
+    seen.add(fs.statSync(root).dev);
+  } catch {
+    return [];
+  }
+  const mounts: string[] = [];
+  for (const line of info.split('\n')) {
+    const mountPoint = line.split(' ')[4];
+    if (!mountPoint) continue;
+    const p = unescapeMountPath(mountPoint);
+    if (p === root || !isUnder(p, root)) continue;
+    try {
+      const dev = fs.statSync(p).dev;
+      if (!seen.has(dev)) {
+        seen.add(dev);
+        mounts.push(p);
+      }
+    } catch {
+      // unmounted meanwhile, or hidden from us
+    }
+  }
+  return mounts.sort();
+}
+
+/** `root` and every directory below it, parents first; symbolic links are not followed. */
+export function directoriesUnder(root: string): string[] {
+  const dirs = [root];
+  for (let i = 0; i < dirs.length; i++) {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dirs[i], { withFileTypes: true });
+    } catch {
+      continue; // vanished or unreadable: nothing to mark below it
+    }
+    for (const entry of entries) if (entry.isDirectory()) dirs.push(path.join(dirs[i], entry.name));
+  }
+  return dirs;
+}
+
+/** The entries of a directory as [name, isDirectory]; empty if it is gone. */
+export function entriesOf(dir: string): Array<[string, boolean]> {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true }).map((e) => [e.name, e.isDirectory()] as [string, boolean]);
+  } catch {
+    return [];
+  }
+}
+
+/** The path with symbolic links resolved, or the path itself if that fails. */
+export function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}

@@ -1,0 +1,49 @@
+#include "scope.h"
+
+#include <cstring>
+
+namespace fan {
+
+namespace {
+
+constexpr uint64_t kFlagBits = 0x40000000 | 0x08000000;  // FAN_ONDIR | FAN_EVENT_ON_CHILD
+
+// `path` is `base` or lies below it; `rest` is what follows "base/".
+bool below(const std::string& path, const std::string& base, std::string::size_type& restStart) {
+  if (base == "/") {
+    restStart = 1;
+    return !path.empty() && path[0] == '/';
+  }
+  if (path.size() < base.size() || path.compare(0, base.size(), base) != 0) return false;
+  if (path.size() == base.size()) {
+    restStart = path.size();
+    return true;
+  }
+  if (path[base.size()] != '/') return false;
+  restStart = base.size() + 1;
+  return true;
+}
+
+}  // namespace
+
+bool Scope::covers(const std::string& path, uint64_t mask) const {
+  const uint64_t events = mask & ~kFlagBits;
+  for (const ScopeRule& rule : rules_) {
+    if ((rule.mask & events) == 0) continue;
+    std::string::size_type rest = 0;
+    switch (rule.kind) {
+      case ScopeRule::Kind::Subtree:
+        if (below(path, rule.path, rest)) return true;
+        break;
+      case ScopeRule::Kind::Children:
+        if (below(path, rule.path, rest) && path.find('/', rest) == std::string::npos) return true;
+        break;
+      case ScopeRule::Kind::Exact:
+        if (path == rule.path) return true;
+        break;
+    }
+  }
+  return false;
+}
+
+}  // namespace fan

@@ -1,0 +1,39 @@
+// Which events a group's marks asked for, by path. A recursive watch places
+// a filesystem mark, which reports the whole filesystem; the scope keeps only
+// events inside the watched trees (and inside the group's other marks), so
+// events outside never reach JavaScript and permission events outside are
+// answered at once. Pure logic: no locks, no system calls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace fan {
+
+struct ScopeRule {
+  enum class Kind : uint8_t {
+    Subtree,   // the path and everything below it (recursive watches)
+    Children,  // the path and its direct children (a directory's inode mark)
+    Exact,     // the path only (a file, or a directory without onChildren)
+  };
+  Kind kind;
+  std::string path;
+  uint64_t mask;  // event bits the mark asked for
+};
+
+class Scope {
+ public:
+  explicit Scope(std::vector<ScopeRule> rules) : rules_(std::move(rules)) {}
+
+  // True when some rule covers `path` and asked for one of `mask`'s events.
+  bool covers(const std::string& path, uint64_t mask) const;
+
+ private:
+  std::vector<ScopeRule> rules_;
+};
+
+using ScopePtr = std::shared_ptr<const Scope>;
+
+}  // namespace fan
