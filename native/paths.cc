@@ -152,12 +152,10 @@ bool PathResolver::fromFd(int fd, std::string& out) {
 
 // 1: known and still there; 0: unknown; -1: known but moved or gone (out
 // holds where it was last).
-int PathResolver::lookupLocked(std::unordered_map<std::string, Known>& table, const std::string& key,
-                               std::string& out) {
-  auto it = table.find(key);
-  if (it == table.end()) return 0;
-  out = it->second.path;
-  return stillThere(it->second) ? 1 : -1;
+int PathResolver::checkLocked(Known* known, std::string& out) {
+  if (!known) return 0;
+  out = known->path;
+  return stillThere(*known) ? 1 : -1;
 }
 
 bool PathResolver::openByHandle(const FileIdRecord& fid, Known& out) {
@@ -194,9 +192,10 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
   bool wasMarked;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    found = lookupLocked(marked_, key, base);
+    auto marked = marked_.find(key);
+    found = checkLocked(marked == marked_.end() ? nullptr : &marked->second, base);
     wasMarked = found != 0;
-    if (found == 0) found = lookupLocked(cache_, key, base);
+    if (found == 0) found = checkLocked(cache_.find(key), base);
   }
   if (found != 1) {
     // Unknown, moved or replaced: ask the kernel where the handle is now. If
@@ -214,8 +213,7 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
     if (wasMarked) {
       marked_[key] = fresh;
     } else {
-      if (cache_.size() >= kCacheLimit) cache_.clear();  // bounded; issue 4 brings an LRU
-      cache_[key] = std::move(fresh);
+      cache_.put(key, std::move(fresh));
     }
   }
   out = joinName(base, fid);

@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "decoder.h"
+#include "lru.h"
 
 namespace fan {
 
@@ -67,14 +68,14 @@ class PathResolver {
   static constexpr size_t kCacheLimit = 4096;
   static uint64_t fsidKey(const int32_t fsid[2]);
   bool stillThere(Known& known);
-  int lookupLocked(std::unordered_map<std::string, Known>& table, const std::string& key, std::string& out);
+  int checkLocked(Known* known, std::string& out);
   bool openByHandle(const FileIdRecord& fid, Known& out);
   static MountFd openMount(const std::string& path, dev_t dev);
 
   std::mutex mu_;
   uint64_t batch_ = 1;
   std::unordered_map<std::string, Known> marked_;  // handleKey -> marked object
-  std::unordered_map<std::string, Known> cache_;   // handleKey -> resolved directory
+  LruMap<Known> cache_{kCacheLimit};              // handleKey -> resolved directory
   std::unordered_map<uint64_t, MountFd> mountFds_;
 };
 
