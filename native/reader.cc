@@ -17,6 +17,7 @@ namespace fan {
 namespace {
 
 constexpr uint64_t kPermissionMask = FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
+constexpr uint64_t kEventFlags = FAN_ONDIR | FAN_EVENT_ON_CHILD;
 // How long take(0) waits for the thread to finish one read pass. A pass is a
 // read and some readlinks, so this only bounds a pathological stall.
 constexpr auto kFlushLimit = std::chrono::seconds(5);
@@ -28,9 +29,42 @@ void closeIfOpen(int fd) {
   if (fd >= 0) ::close(fd);
 }
 
-bool inScope(const Scope& scope, const Event& ev, uint64_t mask) {
-  return (ev.hasPath && scope.covers(ev.path, mask)) || (ev.hasOldPath && scope.covers(ev.oldPath, mask)) ||
-         (ev.hasNewPath && scope.covers(ev.newPath, mask));
+// The events of `mask` that the scope's rules asked for at any of the
+// event's paths. Kernel-merged events can carry bits one watch asked for on
+// a path that only another watch covers: those bits are not reported.
+// `path` moved from `from` to `to`'s place: rewrite it as it was.
+bool unmove(std::string& path, const std::string& to, const std::string& from) {
+  if (path.compare(0, to.size(), to) != 0 || (path.size() > to.size() && path[to.size()] != '/')) return false;
+  path = from + path.substr(to.size());
+  return true;
+}
+
+// Paths are resolved when a batch is read, after all of its events
+// happened. A directory renamed later in the batch would give the events
+// before it its new location, where they never were. Walking back from the
+// end, undo each directory rename (FAN_RENAME, which names both sides) on the
+// events before it, latest rename first.
+void undoLaterDirectoryRenames(std::vector<Event>& batch, size_t start) {
+  std::vector<std::pair<std::string, std::string>> renames;  // {to, from}, latest first
+  for (size_t i = batch.size(); i-- > start;) {
+    Event& ev = batch[i];
+    for (const auto& [to, from] : renames) {
+      if (ev.hasPath) unmove(ev.path, to, from);
+      if (ev.hasOldPath) unmove(ev.oldPath, to, from);
+      if (ev.hasNewPath) unmove(ev.newPath, to, from);
+    }
+    const uint64_t dirRename = FAN_RENAME | FAN_ONDIR;
+    if ((ev.raw.mask & dirRename) == dirRename && ev.hasOldPath && ev.hasNewPath && ev.oldPath != ev.newPath)
+      renames.emplace_back(ev.newPath, ev.oldPath);
+  }
+}
+
+uint64_t scopedEvents(const Scope& scope, const Event& ev, uint64_t mask) {
+  uint64_t asked = 0;
+  if (ev.hasPath) asked |= scope.covered(ev.path, mask);
+  if (ev.hasOldPath) asked |= scope.covered(ev.oldPath, mask);
+  if (ev.hasNewPath) asked |= scope.covered(ev.newPath, mask);
+  return asked;
 }
 
 std::string describeExpired(int32_t pid, const std::string& path, int timeoutMs, uint32_t response) {
@@ -264,8 +298,10 @@ void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf,
   raws.reserve(static_cast<size_t>(n) / 64 + 1);  // FID events are 60 bytes and up
   decodeEvents(buf.data(), static_cast<size_t>(n), raws);
   paths_.newBatch();
-  batch.reserve(batch.size() + raws.size());
+  const size_t start = batch.size();
+  batch.reserve(start + raws.size());
   for (auto& raw : raws) decorate(std::move(raw), index, group, batch);
+  undoLaterDirectoryRenames(batch, start);
 }
 
 void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch) {
@@ -322,9 +358,11 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   if (ev.hasPath && (raw.mask & FAN_MOVED_FROM) && !ev.hasOldPath) ev.hasOldPath = true, ev.oldPath = ev.path;
   if (ev.hasPath && (raw.mask & FAN_MOVED_TO) && !ev.hasNewPath) ev.hasNewPath = true, ev.newPath = ev.path;
 
-  if (group.scope && (ev.hasPath || ev.hasOldPath || ev.hasNewPath) && !inScope(*group.scope, ev, raw.mask)) {
-    // Outside every watched tree of this group: drop it; a permission event
-    // is allowed at once, since nobody asked to decide it.
+  // Outside every watched tree of this group (or nowhere we can place it,
+  // such as a deleted file's last ATTRIB): drop it; a permission event is
+  // allowed at once, since nobody asked to decide it.
+  const uint64_t asked = group.scope ? scopedEvents(*group.scope, ev, raw.mask) : raw.mask;
+  if (asked == 0) {
     if (permission) {
       struct fanotify_response r = {raw.fd, FAN_ALLOW};
       ssize_t ignored = write(group.fd, &r, sizeof(r));
@@ -333,6 +371,8 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
     closeIfOpen(raw.fd);
     return;
   }
+
+  if (group.scope) raw.mask = (raw.mask & kEventFlags) | asked;
 
   if (options_.processInfo) {
     ev.process = readProcessInfo(raw.pid, raw.hasPidfd ? raw.pidfd : kNoPidfdRecord);

@@ -26,24 +26,27 @@ bool below(const std::string& path, const std::string& base, std::string::size_t
 
 }  // namespace
 
-bool Scope::covers(const std::string& path, uint64_t mask) const {
+uint64_t Scope::covered(const std::string& path, uint64_t mask) const {
   const uint64_t events = mask & ~kFlagBits;
+  uint64_t asked = 0;
   for (const ScopeRule& rule : rules_) {
-    if ((rule.mask & events) == 0) continue;
+    if ((rule.mask & events & ~asked) == 0) continue;
     std::string::size_type rest = 0;
+    bool match = false;
     switch (rule.kind) {
       case ScopeRule::Kind::Subtree:
-        if (below(path, rule.path, rest)) return true;
+        match = below(path, rule.path, rest);
         break;
       case ScopeRule::Kind::Children:
-        if (below(path, rule.path, rest) && path.find('/', rest) == std::string::npos) return true;
+        match = below(path, rule.path, rest) && path.find('/', rest) == std::string::npos;
         break;
       case ScopeRule::Kind::Exact:
-        if (path == rule.path) return true;
+        match = path == rule.path;
         break;
     }
+    if (match) asked |= rule.mask & events;
   }
-  return false;
+  return asked;
 }
 
 }  // namespace fan

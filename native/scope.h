@@ -27,8 +27,8 @@ class Scope {
  public:
   explicit Scope(std::vector<ScopeRule> rules) : rules_(std::move(rules)) {}
 
-  // True when some rule covers `path` and asked for one of `mask`'s events.
-  bool covers(const std::string& path, uint64_t mask) const;
+  // The events of `mask` that rules covering `path` asked for (0: none).
+  uint64_t covered(const std::string& path, uint64_t mask) const;
 
  private:
   std::vector<ScopeRule> rules_;

@@ -249,7 +249,8 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
       fs.renameSync(from, to);
       fs.renameSync(dirFrom, dirTo);
       src.resume();
-      const events = await expectEvents(src, dir, (evs) => evs.some((e) => e.isDirectory && e.mask & MaskFlags.RENAME), 'RENAME of the directory');
+      // The kernel queues RENAME, then MOVED_FROM, then MOVED_TO: wait for the last.
+      const events = await expectEvents(src, dir, (evs) => evs.some((e) => e.isDirectory && e.mask & MaskFlags.MOVED_TO), 'MOVED_TO of the directory');
       const one = (types: string, name: string) => {
         const found = events.filter((e) => e.types().join('|') === types && e.name === name);
         if (found.length !== 1) throw new Error(`expected one ${types} event named ${name}; saw: ${show(events)}`);

@@ -17,7 +17,8 @@ function newest(dir: string): number {
 export function ensureDist(): void {
   const index = path.join(root, 'dist', 'index.js');
   if (fs.existsSync(index) && fs.statSync(index).mtimeMs >= newest(path.join(root, 'lib'))) return;
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], {
+  // typescript's package exports hide bin/tsc from require.resolve: use the file.
+  execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')], {
     cwd: root,
     stdio: 'inherit',
     timeout: 120000,
