@@ -303,8 +303,8 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
    * instead of leaving it to its deadline.
    */
   #callListeners(name: 'event' | 'permission' | 'overflow', event: FanotifyEvent): boolean {
+    if (this.listenerCount(name) === 0) return false;
     const listeners = this.rawListeners(name) as Array<(event: FanotifyEvent) => unknown>;
-    if (listeners.length === 0) return false;
     for (const listener of listeners) {
       try {
         const result = listener.call(this, event);

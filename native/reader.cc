@@ -228,8 +228,9 @@ void Reader::answerLocked(Pending& p, uint32_t response) {
   ::close(p.eventFd);
 }
 
-bool Reader::isOwnProcess(int32_t pid) const {
+bool Reader::isOwnProcess(int32_t pid, const Group& group) const {
   if (pid == self_) return true;
+  if (!(group.flags & FAN_REPORT_TID)) return false;
   // With FAN_REPORT_TID the pid is a thread id: one of ours if it is listed
   // under our own /proc entry.
   char task[64];
@@ -326,7 +327,7 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   }
 
   bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
-  if (permission && options_.allowSelf && isOwnProcess(raw.pid)) {
+  if (permission && options_.allowSelf && isOwnProcess(raw.pid, group)) {
     struct fanotify_response r = {raw.fd, FAN_ALLOW};
     ssize_t ignored = write(group.fd, &r, sizeof(r));
     (void)ignored;
@@ -404,6 +405,8 @@ void Reader::run() {
       // are always read: their events are bounded by the threads they block,
       // and each needs its deadline.
       bool full = queue_.size() >= options_.queueLimit;
+      const auto now = std::chrono::steady_clock::now();
+      bool resting = now < notificationsRestUntil_;
       throttled_ = false;
       fds.assign(1, pollfd{wakeFd_, POLLIN, 0});
       fdGroup.assign(1, -1);
@@ -412,12 +415,17 @@ void Reader::run() {
           throttled_ = true;
           continue;
         }
+        if (resting && !groups_[i].permission) continue;
         fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
         fdGroup.push_back(static_cast<int>(i));
       }
       groups = groups_;
       flushSeen = flushRequested_;
-      timeout = pollTimeoutLocked(std::chrono::steady_clock::now());
+      timeout = pollTimeoutLocked(now);
+      if (resting) {
+        auto rest = std::chrono::ceil<std::chrono::milliseconds>(notificationsRestUntil_ - now).count();
+        if (timeout < 0 || rest < timeout) timeout = static_cast<int>(rest);
+      }
       if (buf.size() != options_.bufferSize) buf.resize(options_.bufferSize);
     }
 
@@ -435,8 +443,16 @@ void Reader::run() {
         ssize_t ignored = read(wakeFd_, &count, sizeof(count));
         (void)ignored;
       }
-      for (size_t k = 1; k < fds.size(); k++)
-        if (fds[k].revents & POLLIN) readGroup(fdGroup[k], groups[fdGroup[k]], buf, batch);
+      bool readNotifications = false;
+      for (size_t k = 1; k < fds.size(); k++) {
+        if (!(fds[k].revents & POLLIN)) continue;
+        readGroup(fdGroup[k], groups[fdGroup[k]], buf, batch);
+        readNotifications = readNotifications || !groups[fdGroup[k]].permission;
+      }
+      if (readNotifications) {
+        std::lock_guard<std::mutex> lock(mu_);
+        notificationsRestUntil_ = std::chrono::steady_clock::now() + kCoalesce;
+      }
     }
 
     std::function<void()> notify;

@@ -120,7 +120,7 @@ class Reader {
   void wake();
   void readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch);
   void decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch);
-  bool isOwnProcess(int32_t pid) const;
+  bool isOwnProcess(int32_t pid, const Group& group) const;
   void moveOutLocked(std::vector<Event>& out, size_t max);
   int pollTimeoutLocked(std::chrono::steady_clock::time_point now);
   bool handOverLocked(bool urgent, std::chrono::steady_clock::time_point now);
@@ -146,6 +146,11 @@ class Reader {
   // kCoalesce; an idle consumer, permission events and errors go at once.
   bool handOverPending_ = false;
   std::chrono::steady_clock::time_point lastHandOver_{};
+  // Likewise each poll wake-up costs a context switch: while notification
+  // events keep coming, their groups are read at most once per kCoalesce
+  // (the kernel queue holds them meanwhile). Permission groups are always
+  // polled.
+  std::chrono::steady_clock::time_point notificationsRestUntil_{};
   bool stopping_ = false;
   std::function<void()> notify_;
   std::atomic<bool> closed_{false};
