@@ -76,6 +76,10 @@ export class Core implements Responder {
   private isClosed = false;
   /** True while an unprivileged recursive watch must follow new directories (kept by updateScopes). */
   private followsDirectories = false;
+  /** True while a privileged recursive watch must cover mounts attached inside it later. */
+  private followsMounts = false;
+  /** The internal mount-namespace mark that reports those attachments (Linux 6.15) is in place. */
+  private mountsWatched = false;
   /**
    * Permission events handed out and not yet answered by JavaScript, by id,
    * so that when the reader answers one itself (deadline, close) the event's
@@ -202,9 +206,42 @@ export class Core implements Responder {
       record.recursive = 'filesystem';
       record.flags = (record.flags & ~FAN.FAN_MARK_MNTNS) | FAN.FAN_MARK_FILESYSTEM;
       record.targets = [record.real, ...mountsInside(record.real)];
+      this.watchMountAttachments();
     } else {
       record.recursive = 'directory';
       record.targets = directoriesUnder(record.real);
+    }
+  }
+
+  /**
+   * A filesystem mounted inside a recursive tree after the watch began needs
+   * its own filesystem mark. Where the kernel reports mount attachments
+   * (Linux 6.15, mark: 'mntns'), an internal mark on this mount namespace
+   * tells us; older kernels cover the mounts present when the watch began.
+   */
+  private watchMountAttachments(): void {
+    if (this.mountsWatched || !capabilities().mntns) return;
+    try {
+      this.placeMark('mnt', FAN.FAN_MARK_ADD | FAN.FAN_MARK_MNTNS, FAN.FAN_MNT_ATTACH, '/proc/self/ns/mnt');
+      this.mountsWatched = true;
+    } catch {
+      // Not allowed or not supported here: mounts present now are covered.
+    }
+  }
+
+  /** Marks the filesystems newly mounted inside privileged recursive trees. */
+  private followNewMounts(): void {
+    for (const record of this.marks.values()) {
+      if (record.recursive !== 'filesystem') continue;
+      for (const mount of mountsInside(record.real)) {
+        if (record.targets.includes(mount)) continue;
+        try {
+          for (const [kind, mask] of record.masks) this.placeMarks(kind, FAN.FAN_MARK_ADD | record.flags, mask, [mount]);
+          record.targets.push(mount);
+        } catch {
+          // unmounted again, or a filesystem that cannot be marked: skip it
+        }
+      }
     }
   }
 
@@ -258,6 +295,7 @@ export class Core implements Responder {
    */
   private updateScopes(): void {
     this.followsDirectories = [...this.marks.values()].some((record) => record.recursive === 'directory');
+    this.followsMounts = [...this.marks.values()].some((record) => record.recursive === 'filesystem');
     for (const [kind, group] of this.groups) {
       const rules: NativeScopeRule[] = [];
       let filtered = false;
@@ -362,6 +400,11 @@ export class Core implements Responder {
           break;
         }
         default: {
+          if (this.mountsWatched && record.group === this.groups.get('mnt') && record.mask & FAN.FAN_MNT_ATTACH) {
+            if (this.followsMounts) this.followNewMounts();
+            // The internal mark's events are not the user's, unless they watch mounts too.
+            if (![...this.marks.values()].some((r) => r.type === 'mntns')) break;
+          }
           const followed = this.followsDirectories && record.kind === RecordKind.Normal;
           const kept = followed ? this.withoutRecursionBits(record) : record;
           if (kept) out.push(this.deliveryFor(kept));

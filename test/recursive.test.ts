@@ -14,7 +14,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AsyncFanotify, Fanotify, FanotifyError, FanotifyEvent, MaskFlags } from '../lib';
+import { AsyncFanotify, capabilities, Fanotify, FanotifyError, FanotifyEvent, MaskFlags } from '../lib';
 import { reapAll, runChild, startChild } from './helpers/child';
 import { ensureDist } from './helpers/dist';
 import { collectFor, collectUntil, withTimeout } from './helpers/events';
@@ -213,6 +213,28 @@ describeRoot('recursive watches, privileged (one filesystem mark + scope filter)
     fs.writeFileSync(path.join(inner, 'a', 'after'), 'x');
     fs.writeFileSync(path.join(tree, 'after'), 'x');
     expect(collectFor(fan, QUIET_MS).map(brief)).toEqual([]);
+  });
+
+  test('a tmpfs mounted inside the tree after the watch began is covered (mount-namespace mark, Linux 6.15)', () => {
+    if (!capabilities().mntns) {
+      console.warn('skipping: following later mounts needs MNT_ATTACH events (Linux 6.15)');
+      return;
+    }
+    const { tree } = freshTree('later-mount');
+    const mountPoint = path.join(tree, 'later-mount');
+    using fan = new Fanotify();
+    fan.addWatch(tree, MaskFlags.CREATE, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=1777', 'fanotify-test-recursive-later', mountPoint]);
+    try {
+      // The attachment is noticed when the reader hands events over: read once.
+      expect(collectFor(fan, QUIET_MS).map(brief)).toEqual([]);
+      const file = path.join(mountPoint, 'f');
+      fs.writeFileSync(file, 'x');
+      const events = expectEvents(fan, created(file), `CREATE of ${file}`);
+      expect(pairs(events)).toContain(`CREATE ${file}`);
+    } finally {
+      execFileSync('umount', ['-l', mountPoint]);
+    }
   });
 
   test('OPEN_PERM, recursive: a child outside the tree is allowed at once, one inside is asked and can be denied', async () => {
