@@ -61,31 +61,50 @@ function initWorks(flags: number): boolean {
   }
 }
 
+type Probes = { [K in keyof Capabilities]: () => Capabilities[K] };
+
+/** How each capability is found out: a kernel version, a capability bit, or a probe group. */
+const probes: Probes = {
+  kernel: () => os.release(),
+  privileged: () => hasSysAdmin(),
+  fid: () => initWorks(FAN.FAN_REPORT_FID),
+  dfidName: () => initWorks(FAN.FAN_REPORT_DFID_NAME | FAN.FAN_REPORT_FID),
+  rename: () => capability('dfidName') && initWorks(FAN.FAN_REPORT_DFID_NAME_TARGET),
+  pidfd: () => capability('privileged') && initWorks(FAN.FAN_REPORT_PIDFD),
+  filesystemMarks: () => capability('privileged') && at(4, 20),
+  permission: () => capability('privileged') && initWorks(FAN.FAN_CLASS_CONTENT),
+  preContent: () => capability('privileged') && at(6, 14) && initWorks(FAN.FAN_CLASS_PRE_CONTENT),
+  denyErrno: () => capability('preContent'),
+  mntns: () => capability('privileged') && initWorks(FAN.FAN_REPORT_MNT),
+  markIgnore: () => at(6, 0),
+  evictable: () => at(5, 19),
+  fdError: () => capability('privileged') && initWorks(FAN.FAN_REPORT_FD_ERROR),
+  unprivileged: () => at(5, 13),
+};
+
+function at(major: number, minor: number): boolean {
+  return kernelAtLeast(capability('kernel'), major, minor);
+}
+
+const known: Partial<Capabilities> = {};
+
+/**
+ * One capability, probed on first use. The library asks only for what a
+ * call needs, so the first addWatch does not pay for every probe.
+ */
+export function capability<K extends keyof Capabilities>(name: K): Capabilities[K] {
+  if (!(name in known)) known[name] = probes[name]();
+  return known[name] as Capabilities[K];
+}
+
 let cached: Capabilities | undefined;
 
+/** Everything this kernel and process can do, probed once. */
 export function capabilities(): Capabilities {
-  if (cached) return cached;
-  const kernel = os.release();
-  const at = (major: number, minor: number) => kernelAtLeast(kernel, major, minor);
-  const privileged = hasSysAdmin();
-  const fid = initWorks(FAN.FAN_REPORT_FID);
-  const dfidName = initWorks(FAN.FAN_REPORT_DFID_NAME | FAN.FAN_REPORT_FID);
-  cached = Object.freeze({
-    kernel,
-    privileged,
-    fid,
-    dfidName,
-    rename: dfidName && initWorks(FAN.FAN_REPORT_DFID_NAME_TARGET),
-    pidfd: privileged && initWorks(FAN.FAN_REPORT_PIDFD),
-    filesystemMarks: privileged && at(4, 20),
-    permission: privileged && initWorks(FAN.FAN_CLASS_CONTENT),
-    preContent: privileged && at(6, 14) && initWorks(FAN.FAN_CLASS_PRE_CONTENT),
-    denyErrno: privileged && at(6, 14) && initWorks(FAN.FAN_CLASS_PRE_CONTENT),
-    mntns: privileged && initWorks(FAN.FAN_REPORT_MNT),
-    markIgnore: at(6, 0),
-    evictable: at(5, 19),
-    fdError: privileged && initWorks(FAN.FAN_REPORT_FD_ERROR),
-    unprivileged: at(5, 13),
-  });
+  if (!cached) {
+    const all = {} as Record<keyof Capabilities, unknown>;
+    for (const name of Object.keys(probes) as Array<keyof Capabilities>) all[name] = capability(name);
+    cached = Object.freeze(all as unknown as Capabilities);
+  }
   return cached;
 }

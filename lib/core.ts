@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { capabilities } from './capabilities';
+import { capability } from './capabilities';
 import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
 import { FanotifyError, closedError, fromNative, invalidArgument } from './errors';
 import { FanotifyEvent, type Responder } from './event';
@@ -80,6 +80,7 @@ export class Core implements Responder {
   private followsMounts = false;
   /** The internal mount-namespace mark that reports those attachments (Linux 6.15) is in place. */
   private mountsWatched = false;
+  private mountsUnwatchable = false;
   /**
    * Permission events handed out and not yet answered by JavaScript, by id,
    * so that when the reader answers one itself (deadline, close) the event's
@@ -148,18 +149,18 @@ export class Core implements Responder {
       throw new FanotifyError('InvalidPath', `'${path}' is not a directory (${why})`, { code: 'ENOTDIR', path });
     }
 
-    const caps = capabilities();
+
     let flags = MARK_TYPE_FLAGS[type];
     if (options.dontFollow) flags |= FAN.FAN_MARK_DONT_FOLLOW;
     if (options.onlyDir) flags |= FAN.FAN_MARK_ONLYDIR;
     if (options.evictable) flags |= FAN.FAN_MARK_EVICTABLE;
-    if (options.ignore) flags |= caps.markIgnore ? FAN.FAN_MARK_IGNORE : FAN.FAN_MARK_IGNORED_MASK;
+    if (options.ignore) flags |= capability('markIgnore') ? FAN.FAN_MARK_IGNORE : FAN.FAN_MARK_IGNORED_MASK;
     if (options.ignoreSurviveModify) flags |= FAN.FAN_MARK_IGNORED_SURV_MODIFY;
 
     // A directory reports its children and itself unless asked not to. The
     // legacy ignored mask has no such bits, so they are left out there.
     let mask = watch.mask;
-    const scopeBits = !options.ignore || caps.markIgnore;
+    const scopeBits = !options.ignore || capability('markIgnore');
     if (scopeBits && type !== 'mntns') {
       if (isDirectory && type === 'inode' && options.onChildren !== false) mask |= FAN.FAN_EVENT_ON_CHILD;
       if ((isDirectory || type !== 'inode') && options.onDir !== false) mask |= FAN.FAN_ONDIR;
@@ -171,7 +172,7 @@ export class Core implements Responder {
     if (options.ignore) fresh.scope = 'ignore';
     else if (type === 'mount' || type === 'filesystem' || type === 'mntns') fresh.scope = 'everything';
     else if (isDirectory && mask & FAN.FAN_EVENT_ON_CHILD) fresh.scope = 'children';
-    if (options.recursive) this.planRecursion(fresh, caps.privileged && caps.filesystemMarks);
+    if (options.recursive) this.planRecursion(fresh, capability('filesystemMarks'));
     if (fresh.recursive === 'filesystem') mask &= ~FAN.FAN_EVENT_ON_CHILD;
     if (fresh.recursive === 'directory') mask |= RECURSION_BITS;
 
@@ -220,12 +221,14 @@ export class Core implements Responder {
    * tells us; older kernels cover the mounts present when the watch began.
    */
   private watchMountAttachments(): void {
-    if (this.mountsWatched || !capabilities().mntns) return;
+    if (this.mountsWatched || this.mountsUnwatchable) return;
     try {
+      // No probe first: creating the group is the probe.
       this.placeMark('mnt', FAN.FAN_MARK_ADD | FAN.FAN_MARK_MNTNS, FAN.FAN_MNT_ATTACH, '/proc/self/ns/mnt');
       this.mountsWatched = true;
     } catch {
       // Not allowed or not supported here: mounts present now are covered.
+      this.mountsUnwatchable = true;
     }
   }
 
@@ -360,7 +363,7 @@ export class Core implements Responder {
     let bits = response.allow ? FAN.FAN_ALLOW : FAN.FAN_DENY;
     if (response.audit) bits |= FAN.FAN_AUDIT;
     if (response.errno !== undefined) {
-      if (!capabilities().denyErrno) {
+      if (!capability('denyErrno')) {
         throw new FanotifyError('NotSupported', 'a deny errno needs Linux 6.14 and CAP_SYS_ADMIN (FAN_DENY_ERRNO, pre-content groups)');
       }
       bits |= response.errno << FAN.FAN_ERRNO_SHIFT;
@@ -466,13 +469,13 @@ export class Core implements Responder {
     let base = FAN.FAN_CLOEXEC | FAN.FAN_NONBLOCK | (this.settings.flags & ~FAN.FAN_NONBLOCK);
     // With a pidfd the reader can tell that the process it read comm/exe of
     // is the one that caused the event, not a later one with the same pid.
-    if (this.settings.processInfo && capabilities().pidfd && !(base & FAN.FAN_REPORT_TID)) base |= FAN.FAN_REPORT_PIDFD;
+    if (this.settings.processInfo && capability('pidfd') && !(base & FAN.FAN_REPORT_TID)) base |= FAN.FAN_REPORT_PIDFD;
     switch (kind) {
       case 'fd': return base | FAN.FAN_CLASS_NOTIF;
       case 'fid': return base | FAN.FAN_CLASS_NOTIF | FAN.FAN_REPORT_FID | FAN.FAN_REPORT_DFID_NAME;
       // The pre-content class takes every permission event, PRE_ACCESS, and
       // (Linux 6.14) answers with an errno; older kernels get the content class.
-      case 'permission': return base | (capabilities().preContent ? FAN.FAN_CLASS_PRE_CONTENT : FAN.FAN_CLASS_CONTENT);
+      case 'permission': return base | (capability('preContent') ? FAN.FAN_CLASS_PRE_CONTENT : FAN.FAN_CLASS_CONTENT);
       case 'mnt': return (base & ~FAN.FAN_REPORT_PIDFD) | FAN.FAN_REPORT_MNT;
       case 'exact': return this.exactFlags ?? 0;
     }
@@ -530,7 +533,7 @@ export class Core implements Responder {
     } catch (err) {
       const noFid = err instanceof FanotifyError && ['ENODEV', 'EOPNOTSUPP', 'ENOTSUP', 'EXDEV'].includes(err.code ?? '');
       const fdCapable = (mask & ~EventClass.FLAGS & ~EventClass.FILE_CONTENT) === 0;
-      if (kind !== 'fid' || !noFid || !fdCapable || !capabilities().privileged) throw err;
+      if (kind !== 'fid' || !noFid || !fdCapable || !capability('privileged')) throw err;
       this.callMark(this.ensureGroup('fd'), flags, mask, path, 'fd');
       return 'fd';
     }
