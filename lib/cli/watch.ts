@@ -25,7 +25,8 @@ time, event types, path, pid and command name. Stops on Ctrl-C / SIGTERM.
 
 Options:
   -e, --events LIST     comma-separated events to watch (default:
-                        create,delete,rename,modify,close_write,attrib;
+                        create,delete,rename (move before Linux 5.17),
+                        modify,close_write,attrib;
                         with --mark mount: open,modify,close). Known:
                         access, modify, attrib, close_write, close_nowrite,
                         close, open, open_exec, moved_from, moved_to, move,
