@@ -24,6 +24,9 @@ constexpr auto kFlushLimit = std::chrono::seconds(5);
 // The longest a notification event waits in the queue before the consumer
 // is woken, while events keep coming (see handOverLocked).
 constexpr auto kCoalesce = std::chrono::milliseconds(1);
+// How long a readable permission group is left to the JavaScript thread in
+// direct mode before this thread reads it itself.
+constexpr auto kDirectGrace = std::chrono::milliseconds(20);
 
 void closeIfOpen(int fd) {
   if (fd >= 0) ::close(fd);
@@ -88,13 +91,14 @@ int Reader::addGroup(unsigned flags, unsigned eventFlags, SysError& err) {
     return -1;
   }
   bool permission = (flags & (FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT)) != 0;
+  bool nonblocking = (flags & FAN_NONBLOCK) != 0;
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) {
     ::close(fd);
     err = {EBADF, "fanotify_init", ""};
     return -1;
   }
-  groups_.push_back({fd, flags, permission, nullptr});
+  groups_.push_back({fd, flags, permission, nonblocking, nullptr, {}});
   if (!thread_.joinable()) {
     thread_ = std::thread(&Reader::run, this);
   } else {
@@ -261,6 +265,59 @@ bool Reader::handOverLocked(bool urgent, std::chrono::steady_clock::time_point n
   return true;
 }
 
+// Gives each permission event its id (the key answers use) and deadline.
+void Reader::registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now) {
+  for (auto& ev : batch) {
+    if (ev.fd < 0) continue;
+    ev.id = nextId_++;
+    pending_.emplace(ev.id, Pending{groups_[ev.group].fd, ev.fd,
+                                    now + std::chrono::milliseconds(options_.permissionTimeoutMs), ev.raw.pid,
+                                    ev.path});
+  }
+}
+
+void Reader::setDirectPermissions(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  direct_ = on;
+}
+
+std::vector<int> Reader::directPermissionFds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int> fds;
+  for (const auto& g : groups_)
+    if (g.permission && g.nonblocking) fds.push_back(g.fd);
+  return fds;
+}
+
+void Reader::readPermissionsDirect(int fd, std::vector<Event>& out) {
+  int index = -1;
+  Group group{};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    for (size_t i = 0; i < groups_.size(); i++)
+      if (groups_[i].fd == fd && groups_[i].permission && groups_[i].nonblocking) index = static_cast<int>(i);
+    if (index < 0) return;
+    group = groups_[index];
+    if (directBuf_.size() != options_.bufferSize) directBuf_.resize(options_.bufferSize);
+  }
+  std::vector<Event> batch;
+  readGroup(index, group, directBuf_, batch);
+  if (batch.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  registerLocked(batch, std::chrono::steady_clock::now());
+  for (auto& ev : batch) {
+    if (ev.fd >= 0) directPendingAdded_ = true;
+    out.push_back(std::move(ev));
+  }
+}
+
+void Reader::afterDirectDelivery() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (directPendingAdded_ && !pending_.empty()) wake();
+  directPendingAdded_ = false;
+}
+
 void Reader::expireLocked(std::vector<Event>& batch) {
   auto now = std::chrono::steady_clock::now();
   for (auto it = pending_.begin(); it != pending_.end();) {
@@ -389,6 +446,26 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   batch.push_back(std::move(ev));
 }
 
+// Direct mode: the first time this thread sees a permission group readable,
+// it leaves it to the JavaScript thread for kDirectGrace; if it is still
+// readable after that, JavaScript is stalled and this thread reads it.
+bool Reader::leaveToJavaScript(int group, bool readable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Group& g = groups_[group];
+  if (!direct_ || !g.nonblocking) return false;
+  const auto none = std::chrono::steady_clock::time_point{};
+  if (!readable) {
+    g.graceUntil = none;  // JavaScript drained it
+    return true;
+  }
+  if (g.graceUntil == none) {
+    g.graceUntil = std::chrono::steady_clock::now() + kDirectGrace;
+    return true;
+  }
+  g.graceUntil = none;
+  return false;
+}
+
 void Reader::run() {
   std::vector<uint8_t> buf;
   std::vector<pollfd> fds;
@@ -416,16 +493,21 @@ void Reader::run() {
           continue;
         }
         if (resting && !groups_[i].permission) continue;
+        if (groups_[i].graceUntil != std::chrono::steady_clock::time_point{} && now < groups_[i].graceUntil) continue;
         fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
         fdGroup.push_back(static_cast<int>(i));
       }
       groups = groups_;
       flushSeen = flushRequested_;
       timeout = pollTimeoutLocked(now);
-      if (resting) {
-        auto rest = std::chrono::ceil<std::chrono::milliseconds>(notificationsRestUntil_ - now).count();
-        if (timeout < 0 || rest < timeout) timeout = static_cast<int>(rest);
-      }
+      auto wakeBy = [&](std::chrono::steady_clock::time_point until) {
+        auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+        if (ms < 0) ms = 0;
+        if (timeout < 0 || ms < timeout) timeout = static_cast<int>(ms);
+      };
+      if (resting) wakeBy(notificationsRestUntil_);
+      for (const auto& g : groups_)
+        if (g.graceUntil != std::chrono::steady_clock::time_point{} && now < g.graceUntil) wakeBy(g.graceUntil);
       if (buf.size() != options_.bufferSize) buf.resize(options_.bufferSize);
     }
 
@@ -445,9 +527,11 @@ void Reader::run() {
       }
       bool readNotifications = false;
       for (size_t k = 1; k < fds.size(); k++) {
+        const int g = fdGroup[k];
+        if (groups[g].permission && leaveToJavaScript(g, (fds[k].revents & POLLIN) != 0)) continue;
         if (!(fds[k].revents & POLLIN)) continue;
-        readGroup(fdGroup[k], groups[fdGroup[k]], buf, batch);
-        readNotifications = readNotifications || !groups[fdGroup[k]].permission;
+        readGroup(g, groups[g], buf, batch);
+        readNotifications = readNotifications || !groups[g].permission;
       }
       if (readNotifications) {
         std::lock_guard<std::mutex> lock(mu_);
@@ -463,15 +547,9 @@ void Reader::run() {
       auto now = std::chrono::steady_clock::now();
       flushAnswered = flushSeen != flushDone_;
       bool urgent = flushAnswered;
-      for (auto& ev : batch) {
+      for (const auto& ev : batch)
         if (ev.fd >= 0 || ev.kind != Event::Kind::Normal) urgent = true;
-        if (ev.fd >= 0) {
-          ev.id = nextId_++;
-          pending_.emplace(ev.id, Pending{groups[ev.group].fd, ev.fd,
-                                          now + std::chrono::milliseconds(options_.permissionTimeoutMs),
-                                          ev.raw.pid, ev.path});
-        }
-      }
+      registerLocked(batch, now);
       expireLocked(batch);
       if (!batch.empty()) handOverPending_ = true;
       for (auto& ev : batch) queue_.push_back(std::move(ev));

@@ -96,6 +96,20 @@ class Reader {
   // it to uv_async_send. Set before the first group, cleared in close().
   void setNotify(std::function<void()> notify);
 
+  // Direct permission reads (AsyncFanotify): the JavaScript thread reads
+  // permission groups itself as soon as they are readable, which saves the
+  // hand-over through this thread on the path a blocked process waits on.
+  // This thread then leaves a readable permission group to JavaScript for
+  // kDirectGrace before reading it itself, so a stalled event loop still
+  // gets every deadline.
+  void setDirectPermissions(bool on);
+  // The permission groups JavaScript may read (the non-blocking ones).
+  std::vector<int> directPermissionFds();
+  void readPermissionsDirect(int fd, std::vector<Event>& out);
+  // After direct events went to JavaScript: if some are still unanswered,
+  // wake this thread so that it keeps their deadlines.
+  void afterDirectDelivery();
+
   void close();
   bool closed() const { return closed_.load(); }
   size_t queued();
@@ -105,8 +119,12 @@ class Reader {
   struct Group {
     int fd;
     unsigned flags;
-    bool permission;  // a content or pre-content class group
-    ScopePtr scope;   // null: unfiltered
+    bool permission;   // a content or pre-content class group
+    bool nonblocking;  // may be read without poll (direct permission reads)
+    ScopePtr scope;    // null: unfiltered
+    // Direct mode: when this thread saw the group readable and left it to
+    // JavaScript; time_point{} when not deferring.
+    std::chrono::steady_clock::time_point graceUntil{};
   };
   struct Pending {
     int groupFd;
@@ -125,6 +143,8 @@ class Reader {
   int pollTimeoutLocked(std::chrono::steady_clock::time_point now);
   bool handOverLocked(bool urgent, std::chrono::steady_clock::time_point now);
   void expireLocked(std::vector<Event>& batch);
+  void registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now);
+  bool leaveToJavaScript(int group, bool readable);
   void answerLocked(Pending& p, uint32_t response);
 
   ReaderOptions options_;
@@ -151,6 +171,9 @@ class Reader {
   // (the kernel queue holds them meanwhile). Permission groups are always
   // polled.
   std::chrono::steady_clock::time_point notificationsRestUntil_{};
+  bool direct_ = false;
+  bool directPendingAdded_ = false;
+  std::vector<uint8_t> directBuf_;  // used by the JavaScript thread only
   bool stopping_ = false;
   std::function<void()> notify_;
   std::atomic<bool> closed_{false};

@@ -64,6 +64,13 @@ void ReaderWrap::Shutdown() {
     napi_remove_env_cleanup_hook(env_, &ReaderWrap::OnEnvCleanup, this);
     cleanupHookRegistered_ = false;
   }
+  // Stop polling before the reader closes the fds the polls watch.
+  for (uv_poll_t* poll : permissionPolls_) {
+    uv_poll_stop(poll);
+    poll->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  }
+  permissionPolls_.clear();
   // Joins the reader thread and answers every pending permission event.
   if (reader_) reader_->close();
   if (async_) {
@@ -78,6 +85,7 @@ Napi::Value ReaderWrap::AddGroup(const Napi::CallbackInfo& info) {
   SysError err;
   int index = reader_->addGroup(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(), err);
   if (index < 0) throwSysError(info.Env(), err);
+  if (async_) PollPermissionGroups();
   return Napi::Number::New(info.Env(), index);
 }
 
@@ -124,6 +132,8 @@ Napi::Value ReaderWrap::StartAsync(const Napi::CallbackInfo& info) {
   async_->data = this;
   uv_async_t* handle = async_;
   reader_->setNotify([handle] { uv_async_send(handle); });
+  reader_->setDirectPermissions(true);
+  PollPermissionGroups();
   uv_async_send(handle);  // deliver anything queued before the notifier existed
   return info.Env().Undefined();
 }
@@ -146,6 +156,44 @@ Napi::Value ReaderWrap::SetRef(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Starts a poll for each permission group that has none yet.
+void ReaderWrap::PollPermissionGroups() {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env_, &loop) != napi_ok || !loop) return;
+  for (int fd : reader_->directPermissionFds()) {
+    bool polled = false;
+    for (uv_poll_t* poll : permissionPolls_) {
+      uv_os_fd_t watched;
+      polled = polled || (uv_fileno(reinterpret_cast<uv_handle_t*>(poll), &watched) == 0 && watched == fd);
+    }
+    if (polled) continue;
+    auto* poll = new uv_poll_t;
+    if (uv_poll_init(loop, poll, fd) != 0) {
+      delete poll;
+      continue;  // the reader thread still reads it
+    }
+    poll->data = this;
+    uv_poll_start(poll, UV_READABLE, &ReaderWrap::OnPermissionReadable);
+    // Polls never hold the process open: the async handle's ref decides.
+    uv_unref(reinterpret_cast<uv_handle_t*>(poll));
+    permissionPolls_.push_back(poll);
+  }
+}
+
+void ReaderWrap::OnPermissionReadable(uv_poll_t* handle, int status, int events) {
+  auto* wrap = static_cast<ReaderWrap*>(handle->data);
+  uv_os_fd_t fd;
+  if (wrap && status == 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(handle), &fd) == 0) wrap->DeliverDirect(fd);
+}
+
+void ReaderWrap::DeliverDirect(int fd) {
+  if (callback_.IsEmpty() || reader_->closed()) return;
+  std::vector<Event> events;
+  reader_->readPermissionsDirect(fd, events);
+  if (!events.empty()) Hand(events);
+  reader_->afterDirectDelivery();
+}
+
 void ReaderWrap::OnAsync(uv_async_t* handle) {
   if (auto* wrap = static_cast<ReaderWrap*>(handle->data)) wrap->Deliver();
 }
@@ -158,6 +206,12 @@ void ReaderWrap::Deliver() {
   reader_->drain(events, kDeliveryBatch);
   if (events.empty()) return;
   if (events.size() == kDeliveryBatch && async_) uv_async_send(async_);
+  Hand(events);
+}
+
+void ReaderWrap::Hand(const std::vector<Event>& events) {
+  Napi::Env env(env_);
+  Napi::HandleScope scope(env);
   try {
     callback_.MakeCallback(Value(), {batchToJs(env, events)});
   } catch (const Napi::Error& e) {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <vector>
 
 #include "reader.h"
 
@@ -38,6 +39,10 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   static void OnAsync(uv_async_t* handle);
+  static void OnPermissionReadable(uv_poll_t* handle, int status, int events);
+  void PollPermissionGroups();
+  void DeliverDirect(int fd);
+  void Hand(const std::vector<Event>& events);
   static void OnEnvCleanup(void* self);
   void Deliver();
   void Shutdown();
@@ -45,6 +50,9 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   napi_env env_;
   std::unique_ptr<Reader> reader_;
   uv_async_t* async_ = nullptr;
+  // One per permission group in async mode: JavaScript reads those groups
+  // itself (Reader::readPermissionsDirect), a thread hop shorter.
+  std::vector<uv_poll_t*> permissionPolls_;
   Napi::FunctionReference callback_;
   bool delivering_ = true;  // false while the JavaScript side is paused
   bool cleanupHookRegistered_ = false;
