@@ -91,15 +91,25 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     });
   }
 
+  /** True once close() was called. */
   get closed(): boolean {
     return this.#core.closed;
   }
 
+  /**
+   * Starts reporting `mask` events (MaskFlags) for `path`; rejects with a
+   * FanotifyError on bad input or refusal by the kernel. The instance holds
+   * the process open while it has a watch (see unref()).
+   */
   async addWatch(path: string, mask: number, options?: WatchOptions): Promise<void> {
     this.#core.addWatch(path, mask, options);
     this.#updateRef();
   }
 
+  /**
+   * Stops reporting `mask` (default: everything this instance marked there).
+   * Give the same `mark`, `ignore` and `recursive` options as addWatch did.
+   */
   async removeWatch(path: string, mask?: number, options?: WatchOptions): Promise<void> {
     this.#core.removeWatch(path, mask, options);
     this.#updateRef();
@@ -165,6 +175,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     });
   }
 
+  /** `for await (const ev of afan)`: the pull queue, ending when the instance closes. */
   async *[Symbol.asyncIterator](): AsyncIterator<FanotifyEvent> {
     for (;;) {
       const event = await this.nextEvent();
@@ -221,6 +232,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     this.#updateDelivery();
   }
 
+  /** True between pause() and resume(). */
   isPaused(): boolean {
     return this.#paused;
   }
@@ -232,20 +244,24 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     return this;
   }
 
+  /** Undoes unref(): the instance holds the process open again while it watches. */
   ref(): this {
     this.#wantRef = true;
     this.#updateRef();
     return this;
   }
 
+  /** Allows the access a permission event asks about. A second answer is a no-op. */
   allow(event: FanotifyEvent): void {
     this.#core.respond(event, { allow: true });
   }
 
+  /** Denies it: the process's call fails with EPERM. A second answer is a no-op. */
   deny(event: FanotifyEvent): void {
     this.#core.respond(event, { allow: false });
   }
 
+  /** Answers with audit and errno options (see Response). */
   respond(event: FanotifyEvent, response: Response): void {
     this.#core.respond(event, response);
   }
@@ -262,6 +278,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     this.emit('close');
   }
 
+  /** Same as close(), for `await using afan = new AsyncFanotify()`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

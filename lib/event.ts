@@ -68,8 +68,11 @@ export class FanotifyEvent {
     }
   }
 
+  /** The process (or, with FanotifyFlags.REPORT_TID, thread) that caused it; 0 for events found by a scan. */
   get pid(): number { return this.info.pid; }
+  /** The full path, or null where it cannot be known (see README, Event handling). */
   get path(): string | null { return this.info.path; }
+  /** The event is about a directory (ONDIR). */
   get isDirectory(): boolean { return this.info.isDirectory; }
   /**
    * The event's fd: open for permission events until they are answered (then
@@ -78,16 +81,27 @@ export class FanotifyEvent {
    */
   get fd(): number { return this.#fd; }
 
+  /** ACCESS, ACCESS_PERM or PRE_ACCESS. */
   isAccess(): boolean { return this.has(FAN.FAN_ACCESS | FAN.FAN_ACCESS_PERM | FAN.FAN_PRE_ACCESS); }
+  /** MODIFY. */
   isModify(): boolean { return this.has(FAN.FAN_MODIFY); }
+  /** ATTRIB. */
   isAttrib(): boolean { return this.has(FAN.FAN_ATTRIB); }
+  /** OPEN, OPEN_EXEC, OPEN_PERM or OPEN_EXEC_PERM. */
   isOpen(): boolean { return this.has(FAN.FAN_OPEN | FAN.FAN_OPEN_EXEC | FAN.FAN_OPEN_PERM | FAN.FAN_OPEN_EXEC_PERM); }
+  /** CLOSE_WRITE or CLOSE_NOWRITE. */
   isClose(): boolean { return this.has(FAN.FAN_CLOSE); }
+  /** CREATE. */
   isCreate(): boolean { return this.has(FAN.FAN_CREATE); }
+  /** DELETE or DELETE_SELF. */
   isDelete(): boolean { return this.has(FAN.FAN_DELETE | FAN.FAN_DELETE_SELF); }
+  /** MOVED_FROM, MOVED_TO, MOVE_SELF or RENAME. */
   isMove(): boolean { return this.has(FAN.FAN_MOVE | FAN.FAN_MOVE_SELF | FAN.FAN_RENAME); }
+  /** A permission event: answer it with allow() or deny(). */
   isPermission(): boolean { return this.has(EventClass.PERMISSION | EventClass.PRE_CONTENT); }
+  /** Q_OVERFLOW: the kernel dropped events. */
   isOverflow(): boolean { return this.has(FAN.FAN_Q_OVERFLOW); }
+  /** FS_ERROR: the filesystem reported an error (see fsError). */
   isError(): boolean { return this.has(FAN.FAN_FS_ERROR); }
 
   /** The names of the bits in `mask`, e.g. `['CREATE', 'ONDIR']`. */
@@ -112,12 +126,14 @@ export class FanotifyEvent {
   /** Deny it: the process's call fails with EPERM. */
   deny(): void { this.respond({ allow: false }); }
 
+  /** Answers this permission event (see Response); throws InvalidArgument for other events. */
   respond(response: Response): void {
     const responder = responders.get(this);
     if (!responder) throw invalidArgument(`only permission events can be answered; this is ${this.types().join('|') || 'an event'}`);
     responder.respond(this, response);
   }
 
+  /** Plain, JSON-serialisable data: mask, types, pid, paths, name, isDirectory, fd, process. */
   toJSON(): Record<string, unknown> {
     return {
       mask: this.mask,

@@ -44,14 +44,24 @@ export class Fanotify implements Disposable {
     return new Fanotify(options, EXACT, exact);
   }
 
+  /** True once close() was called (or the instance was garbage-collected). */
   get closed(): boolean {
     return this.#core.closed;
   }
 
+  /**
+   * Starts reporting `mask` events (MaskFlags) for `path`. Creates the kernel
+   * groups the mask needs on first use. Throws FanotifyError on bad input
+   * (before any system call) and on refusal by the kernel.
+   */
   addWatch(path: string, mask: number, options?: WatchOptions): void {
     this.#core.addWatch(path, mask, options);
   }
 
+  /**
+   * Stops reporting `mask` (default: everything this instance marked there).
+   * Give the same `mark`, `ignore` and `recursive` options as addWatch did.
+   */
   removeWatch(path: string, mask?: number, options?: WatchOptions): void {
     this.#core.removeWatch(path, mask, options);
   }
@@ -75,18 +85,22 @@ export class Fanotify implements Disposable {
     }
   }
 
+  /** Allows the access a permission event asks about. A second answer is a no-op. */
   allow(event: FanotifyEvent): void {
     this.#core.respond(event, { allow: true });
   }
 
+  /** Denies it: the process's call fails with EPERM. A second answer is a no-op. */
   deny(event: FanotifyEvent): void {
     this.#core.respond(event, { allow: false });
   }
 
+  /** Answers with audit and errno options (see Response). */
   respond(event: FanotifyEvent, response: Response): void {
     this.#core.respond(event, response);
   }
 
+  /** Bytes per read(2) of the kernel queue, from 4096 to 16 MiB. */
   setBufferSize(bytes: number): void {
     this.#core.setBufferSize(checkBufferSize(bytes));
   }
@@ -97,6 +111,7 @@ export class Fanotify implements Disposable {
     this.#core.close();
   }
 
+  /** Same as close(), for `using fan = new Fanotify()`. */
   [Symbol.dispose](): void {
     this.close();
   }
