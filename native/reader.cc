@@ -98,7 +98,7 @@ int Reader::addGroup(unsigned flags, unsigned eventFlags, SysError& err) {
     err = {EBADF, "fanotify_init", ""};
     return -1;
   }
-  groups_.push_back({fd, flags, permission, nonblocking, nullptr, {}});
+  groups_.push_back({fd, flags, permission, nonblocking, nullptr, false});
   if (!thread_.joinable()) {
     thread_ = std::thread(&Reader::run, this);
   } else {
@@ -446,24 +446,39 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   batch.push_back(std::move(ev));
 }
 
-// Direct mode: the first time this thread sees a permission group readable,
-// it leaves it to the JavaScript thread for kDirectGrace; if it is still
-// readable after that, JavaScript is stalled and this thread reads it.
-bool Reader::leaveToJavaScript(int group, bool readable) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Group& g = groups_[group];
-  if (!direct_ || !g.nonblocking) return false;
-  const auto none = std::chrono::steady_clock::time_point{};
-  if (!readable) {
-    g.graceUntil = none;  // JavaScript drained it
-    return true;
+// Direct mode: JavaScript reads permission groups itself (uv_poll), so this
+// thread does not wake for them; every kDirectGrace it looks without
+// waiting. A group readable at two looks in a row has waited at least that
+// long: JavaScript is stalled, and this thread reads it so that deadlines
+// hold.
+void Reader::checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& batch) {
+  std::vector<int> indices;
+  std::vector<pollfd> fds;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (!direct_ || now < nextDirectCheck_) return;
+    nextDirectCheck_ = now + kDirectGrace;
+    for (size_t i = 0; i < groups_.size(); i++) {
+      if (!groups_[i].permission || !groups_[i].nonblocking) continue;
+      indices.push_back(static_cast<int>(i));
+      fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
+    }
   }
-  if (g.graceUntil == none) {
-    g.graceUntil = std::chrono::steady_clock::now() + kDirectGrace;
-    return true;
+  if (fds.empty() || poll(fds.data(), fds.size(), 0) < 0) return;
+  for (size_t k = 0; k < fds.size(); k++) {
+    Group group;
+    bool stalled;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Group& g = groups_[indices[k]];
+      const bool readable = (fds[k].revents & POLLIN) != 0;
+      stalled = readable && g.readableAtLastLook;
+      g.readableAtLastLook = readable && !stalled;
+      group = g;
+    }
+    if (stalled) readGroup(indices[k], group, buf, batch);
   }
-  g.graceUntil = none;
-  return false;
 }
 
 void Reader::run() {
@@ -493,7 +508,7 @@ void Reader::run() {
           continue;
         }
         if (resting && !groups_[i].permission) continue;
-        if (groups_[i].graceUntil != std::chrono::steady_clock::time_point{} && now < groups_[i].graceUntil) continue;
+        if (direct_ && groups_[i].permission && groups_[i].nonblocking) continue;  // see checkDirectGroups
         fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
         fdGroup.push_back(static_cast<int>(i));
       }
@@ -507,7 +522,7 @@ void Reader::run() {
       };
       if (resting) wakeBy(notificationsRestUntil_);
       for (const auto& g : groups_)
-        if (g.graceUntil != std::chrono::steady_clock::time_point{} && now < g.graceUntil) wakeBy(g.graceUntil);
+        if (direct_ && g.permission && g.nonblocking) wakeBy(nextDirectCheck_);
       if (buf.size() != options_.bufferSize) buf.resize(options_.bufferSize);
     }
 
@@ -528,7 +543,6 @@ void Reader::run() {
       bool readNotifications = false;
       for (size_t k = 1; k < fds.size(); k++) {
         const int g = fdGroup[k];
-        if (groups[g].permission && leaveToJavaScript(g, (fds[k].revents & POLLIN) != 0)) continue;
         if (!(fds[k].revents & POLLIN)) continue;
         readGroup(g, groups[g], buf, batch);
         readNotifications = readNotifications || !groups[g].permission;
@@ -538,6 +552,7 @@ void Reader::run() {
         notificationsRestUntil_ = std::chrono::steady_clock::now() + kCoalesce;
       }
     }
+    checkDirectGroups(buf, batch);
 
     std::function<void()> notify;
     bool wakeConsumer;

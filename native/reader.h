@@ -100,8 +100,8 @@ class Reader {
   // permission groups itself as soon as they are readable, which saves the
   // hand-over through this thread on the path a blocked process waits on.
   // This thread then leaves a readable permission group to JavaScript for
-  // kDirectGrace before reading it itself, so a stalled event loop still
-  // gets every deadline.
+  // kDirectGrace before reading it itself (checkDirectGroups), so a stalled
+  // event loop still gets every deadline.
   void setDirectPermissions(bool on);
   // The permission groups JavaScript may read (the non-blocking ones).
   std::vector<int> directPermissionFds();
@@ -122,9 +122,8 @@ class Reader {
     bool permission;   // a content or pre-content class group
     bool nonblocking;  // may be read without poll (direct permission reads)
     ScopePtr scope;    // null: unfiltered
-    // Direct mode: when this thread saw the group readable and left it to
-    // JavaScript; time_point{} when not deferring.
-    std::chrono::steady_clock::time_point graceUntil{};
+    // Direct mode: readable when this thread last looked (checkDirectGroups).
+    bool readableAtLastLook = false;
   };
   struct Pending {
     int groupFd;
@@ -144,7 +143,7 @@ class Reader {
   bool handOverLocked(bool urgent, std::chrono::steady_clock::time_point now);
   void expireLocked(std::vector<Event>& batch);
   void registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now);
-  bool leaveToJavaScript(int group, bool readable);
+  void checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& batch);
   void answerLocked(Pending& p, uint32_t response);
 
   ReaderOptions options_;
@@ -172,6 +171,7 @@ class Reader {
   // polled.
   std::chrono::steady_clock::time_point notificationsRestUntil_{};
   bool direct_ = false;
+  std::chrono::steady_clock::time_point nextDirectCheck_{};
   bool directPendingAdded_ = false;
   std::vector<uint8_t> directBuf_;  // used by the JavaScript thread only
   bool stopping_ = false;
