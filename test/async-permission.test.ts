@@ -1,3 +1,4 @@
+import { ensureDist } from './helpers/dist';
 import { finished, running, sleep, waitUntil } from './helpers/wait';
 /**
  * Permission events with AsyncFanotify: the safety rules of DESIGN.md.
@@ -8,7 +9,6 @@ import { finished, running, sleep, waitUntil } from './helpers/wait';
  * every child is reaped and every instance closed, so a broken rule shows as
  * a failed assertion or a timeout, never as a hung machine.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AsyncFanotify, MaskFlags, type AsyncFanotifyOptions, type FanotifyEvent } from '../lib';
@@ -17,7 +17,6 @@ import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 
-const ROOT = path.resolve(__dirname, '..');
 const DIST = path.resolve(__dirname, '../dist');
 
 /** Reads the file named by argv[1]; prints 'ok' or the error code. */
@@ -53,22 +52,6 @@ function lineFrom(child: RunningChild, pattern: RegExp, ms: number, what: string
   );
 }
 
-/** Builds dist/ (children load the library from there) if it is missing or older than lib/. */
-function ensureDist(): void {
-  const lib = path.join(ROOT, 'lib');
-  const stale = fs.readdirSync(lib).some((f) => {
-    if (!f.endsWith('.ts')) return false;
-    const out = path.join(DIST, f.replace(/\.ts$/, '.js'));
-    return !fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(path.join(lib, f)).mtimeMs;
-  });
-  if (!stale) return;
-  try {
-    execFileSync(path.join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe', timeout: 120000 });
-  } catch (err) {
-    // tsc still emits when another file has a type error; only a missing build is fatal.
-    if (!fs.existsSync(path.join(DIST, 'index.js'))) throw err;
-  }
-}
 
 /** The fd links of a process, e.g. ['/dev/null', 'anon_inode:[fanotify]', ...]. */
 function fdLinks(pid: number | 'self'): string[] {

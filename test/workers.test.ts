@@ -1,3 +1,4 @@
+import { ensureDist } from './helpers/dist';
 import { finished, running, sleep, waitUntil } from './helpers/wait';
 /**
  * AsyncFanotify in worker threads: instances in several workers at once, a
@@ -8,7 +9,6 @@ import { finished, running, sleep, waitUntil } from './helpers/wait';
  *
  * Workers load the compiled library from dist/ (built in beforeAll if stale).
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -18,7 +18,6 @@ import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 
-const ROOT = path.resolve(__dirname, '..');
 const DIST = path.resolve(__dirname, '../dist');
 
 /** Reads the file named by argv[1]; prints 'ok' or the error code. */
@@ -77,21 +76,6 @@ interface Message {
 }
 
 
-function ensureDist(): void {
-  const lib = path.join(ROOT, 'lib');
-  const stale = fs.readdirSync(lib).some((f) => {
-    if (!f.endsWith('.ts')) return false;
-    const out = path.join(DIST, f.replace(/\.ts$/, '.js'));
-    return !fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(path.join(lib, f)).mtimeMs;
-  });
-  if (!stale) return;
-  try {
-    execFileSync(path.join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe', timeout: 120000 });
-  } catch (err) {
-    // tsc still emits when another file has a type error; only a missing build is fatal.
-    if (!fs.existsSync(path.join(DIST, 'index.js'))) throw err;
-  }
-}
 
 /** A worker whose messages are collected; terminated after each test. */
 class TestWorker {
