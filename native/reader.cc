@@ -32,6 +32,12 @@ void closeIfOpen(int fd) {
   if (fd >= 0) ::close(fd);
 }
 
+// Answers a permission event; 0, or the errno write(2) failed with.
+int writeResponse(int groupFd, int eventFd, uint32_t response) {
+  struct fanotify_response r = {eventFd, response};
+  return write(groupFd, &r, sizeof(r)) == sizeof(r) ? 0 : errno;
+}
+
 // The events of `mask` that the scope's rules asked for at any of the
 // event's paths. Kernel-merged events can carry bits one watch asked for on
 // a path that only another watch covers: those bits are not reported.
@@ -213,22 +219,17 @@ int Reader::respond(uint64_t id, uint32_t response) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return 0;
   Pending& p = it->second;
-  struct fanotify_response r = {p.eventFd, response};
-  if (write(p.groupFd, &r, sizeof(r)) != sizeof(r)) {
-    int err = errno;
-    // ENOENT: the kernel no longer waits for it; anything else (EINVAL for an
-    // errno the kernel refuses) leaves it pending for the deadline to answer.
-    if (err != ENOENT) return -err;
-  }
+  // ENOENT: the kernel no longer waits for it; anything else (EINVAL for an
+  // errno the kernel refuses) leaves it pending for the deadline to answer.
+  int err = writeResponse(p.groupFd, p.eventFd, response);
+  if (err != 0 && err != ENOENT) return -err;
   ::close(p.eventFd);
   pending_.erase(it);
   return 1;
 }
 
 void Reader::answerLocked(Pending& p, uint32_t response) {
-  struct fanotify_response r = {p.eventFd, response};
-  ssize_t ignored = write(p.groupFd, &r, sizeof(r));
-  (void)ignored;  // the only failure left is "no longer pending"
+  writeResponse(p.groupFd, p.eventFd, response);  // the only failure left is "no longer pending"
   ::close(p.eventFd);
 }
 
@@ -385,9 +386,7 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
 
   bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
   if (permission && options_.allowSelf && isOwnProcess(raw.pid, group)) {
-    struct fanotify_response r = {raw.fd, FAN_ALLOW};
-    ssize_t ignored = write(group.fd, &r, sizeof(r));
-    (void)ignored;
+    writeResponse(group.fd, raw.fd, FAN_ALLOW);
     ::close(raw.fd);
     return;
   }
@@ -421,11 +420,7 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   // allowed at once, since nobody asked to decide it.
   const uint64_t asked = group.scope ? scopedEvents(*group.scope, ev, raw.mask) : raw.mask;
   if (asked == 0) {
-    if (permission) {
-      struct fanotify_response r = {raw.fd, FAN_ALLOW};
-      ssize_t ignored = write(group.fd, &r, sizeof(r));
-      (void)ignored;
-    }
+    if (permission) writeResponse(group.fd, raw.fd, FAN_ALLOW);
     closeIfOpen(raw.fd);
     return;
   }
