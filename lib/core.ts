@@ -51,7 +51,7 @@ interface MarkRecord {
   flags: number;
   /** Per group: the mask placed there (events plus ONDIR/EVENT_ON_CHILD). */
   masks: Map<GroupKind, number>;
-  targets: string[];
+  targets: Set<string>;
   /** How the mark relates to event paths, for the reader's scope filter. */
   scope: 'subtree' | 'children' | 'exact' | 'everything' | 'ignore';
   /** Recursive: 'filesystem' marks (privileged) or one inode mark per 'directory'. */
@@ -81,6 +81,8 @@ export class Core implements Responder {
   /** The internal mount-namespace mark that reports those attachments (Linux 6.15) is in place. */
   private mountsWatched = false;
   private mountsUnwatchable = false;
+  /** The user has a mark: 'mntns' watch of their own (kept by updateScopes). */
+  private watchesMounts = false;
   /**
    * Permission events handed out and not yet answered by JavaScript, by id,
    * so that when the reader answers one itself (deadline, close) the event's
@@ -168,7 +170,7 @@ export class Core implements Responder {
 
     const key = markKey(path, options.recursive ? 'recursive' : type, options.ignore === true);
     const real = realPath(path);
-    const fresh: MarkRecord = { path, real, type, flags, masks: new Map(), targets: [path], scope: 'exact', requested: watch.mask };
+    const fresh: MarkRecord = { path, real, type, flags, masks: new Map(), targets: new Set([path]), scope: 'exact', requested: watch.mask };
     if (options.ignore) fresh.scope = 'ignore';
     else if (type === 'mount' || type === 'filesystem' || type === 'mntns') fresh.scope = 'everything';
     else if (isDirectory && mask & FAN.FAN_EVENT_ON_CHILD) fresh.scope = 'children';
@@ -206,11 +208,11 @@ export class Core implements Responder {
     if (privileged) {
       record.recursive = 'filesystem';
       record.flags = (record.flags & ~FAN.FAN_MARK_MNTNS) | FAN.FAN_MARK_FILESYSTEM;
-      record.targets = [record.real, ...mountsInside(record.real)];
+      record.targets = new Set([record.real, ...mountsInside(record.real)]);
       this.watchMountAttachments();
     } else {
       record.recursive = 'directory';
-      record.targets = directoriesUnder(record.real);
+      record.targets = new Set(directoriesUnder(record.real));
     }
   }
 
@@ -237,10 +239,10 @@ export class Core implements Responder {
     for (const record of this.marks.values()) {
       if (record.recursive !== 'filesystem') continue;
       for (const mount of mountsInside(record.real)) {
-        if (record.targets.includes(mount)) continue;
+        if (record.targets.has(mount)) continue;
         try {
-          for (const [kind, mask] of record.masks) this.placeMarks(kind, FAN.FAN_MARK_ADD | record.flags, mask, [mount]);
-          record.targets.push(mount);
+          this.markOn(record, [mount]);
+          record.targets.add(mount);
         } catch {
           // unmounted again, or a filesystem that cannot be marked: skip it
         }
@@ -285,9 +287,13 @@ export class Core implements Responder {
    */
   private reassertFilesystemMarks(): void {
     for (const record of this.marks.values()) {
-      if (record.recursive !== 'filesystem') continue;
-      for (const [kind, mask] of record.masks) this.placeMarks(kind, FAN.FAN_MARK_ADD | record.flags, mask, record.targets);
+      if (record.recursive === 'filesystem') this.markOn(record, record.targets);
     }
+  }
+
+  /** Places a record's marks (each group's mask, the record's flags) on more targets. */
+  private markOn(record: MarkRecord, targets: Iterable<string>): void {
+    for (const [kind, mask] of record.masks) this.placeMarks(kind, FAN.FAN_MARK_ADD | record.flags, mask, targets);
   }
 
   /**
@@ -297,8 +303,10 @@ export class Core implements Responder {
    * widens it to everything.
    */
   private updateScopes(): void {
-    this.followsDirectories = [...this.marks.values()].some((record) => record.recursive === 'directory');
-    this.followsMounts = [...this.marks.values()].some((record) => record.recursive === 'filesystem');
+    const records = [...this.marks.values()];
+    this.followsDirectories = records.some((record) => record.recursive === 'directory');
+    this.followsMounts = records.some((record) => record.recursive === 'filesystem');
+    this.watchesMounts = records.some((record) => record.type === 'mntns');
     for (const [kind, group] of this.groups) {
       const rules: NativeScopeRule[] = [];
       let filtered = false;
@@ -323,15 +331,15 @@ export class Core implements Responder {
    */
   private followNewDirectory(path: string, out: Delivery[]): void {
     for (const record of this.marks.values()) {
-      if (record.recursive !== 'directory' || !isUnder(path, record.real) || record.targets.includes(path)) continue;
+      if (record.recursive !== 'directory' || !isUnder(path, record.real) || record.targets.has(path)) continue;
       for (const dir of directoriesUnder(path)) {
-        if (record.targets.includes(dir)) continue;
+        if (record.targets.has(dir)) continue;
         try {
-          for (const [kind, mask] of record.masks) this.placeMarks(kind, FAN.FAN_MARK_ADD | record.flags, mask, [dir]);
+          this.markOn(record, [dir]);
         } catch {
           continue; // gone again, or out of marks: nothing to follow there
         }
-        record.targets.push(dir);
+        record.targets.add(dir);
         if (!(record.requested & FAN.FAN_CREATE)) continue;
         for (const [name, isDirectory] of entriesOf(dir)) {
           out.push(this.deliveryFor(syntheticCreate(`${dir}/${name}`, name, isDirectory)));
@@ -406,7 +414,7 @@ export class Core implements Responder {
           if (this.mountsWatched && record.group === this.groups.get('mnt') && record.mask & FAN.FAN_MNT_ATTACH) {
             if (this.followsMounts) this.followNewMounts();
             // The internal mark's events are not the user's, unless they watch mounts too.
-            if (![...this.marks.values()].some((r) => r.type === 'mntns')) break;
+            if (!this.watchesMounts) break;
           }
           const followed = this.followsDirectories && record.kind === RecordKind.Normal;
           const kept = followed ? this.withoutRecursionBits(record) : record;
@@ -520,7 +528,7 @@ export class Core implements Responder {
    * Returns the group kind that took the mark.
    */
   /** placeMark on each target; returns the group kind that took them. */
-  private placeMarks(kind: GroupKind, flags: number, mask: number, targets: string[]): GroupKind {
+  private placeMarks(kind: GroupKind, flags: number, mask: number, targets: Iterable<string>): GroupKind {
     let placedIn = kind;
     for (const target of targets) placedIn = this.placeMark(kind, flags, mask, target);
     return placedIn;
