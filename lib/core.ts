@@ -122,7 +122,7 @@ export class Core implements Responder {
   }
 
   /** Validates addWatch arguments without touching the kernel. */
-  checkWatch(rawPath: unknown, rawMask: unknown, rawOptions: unknown): CheckedWatch {
+  private checkWatch(rawPath: unknown, rawMask: unknown, rawOptions: unknown): CheckedWatch {
     const path = checkPath(rawPath);
     if (typeof rawMask === 'number' && Number.isInteger(rawMask) && rawMask & FAN.FAN_Q_OVERFLOW) {
       throw invalidArgument('mask must not contain Q_OVERFLOW: overflows are always reported');

@@ -92,7 +92,6 @@ export interface NativeReader {
   setRef(on: boolean): void;
   groupFd(group: number): number;
   setScope(group: number, rules: NativeScopeRule[]): void;
-  stats(): { queued: number; pendingPermissions: number };
   close(): void;
 }
 

@@ -167,16 +167,6 @@ void Reader::setBufferSize(size_t bytes) {
   options_.bufferSize = bytes;
 }
 
-size_t Reader::queued() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return queue_.size();
-}
-
-size_t Reader::pendingPermissions() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return pending_.size();
-}
-
 void Reader::take(std::vector<Event>& out, size_t max, int timeoutMs) {
   std::unique_lock<std::mutex> lock(mu_);
   if (queue_.empty() && !stopping_ && thread_.joinable()) {

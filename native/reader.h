@@ -112,8 +112,6 @@ class Reader {
 
   void close();
   bool closed() const { return closed_.load(); }
-  size_t queued();
-  size_t pendingPermissions();
 
  private:
   struct Group {

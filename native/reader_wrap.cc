@@ -39,7 +39,6 @@ Napi::Function ReaderWrap::Init(Napi::Env env) {
                          InstanceMethod<&ReaderWrap::SetRef>("setRef"),
                          InstanceMethod<&ReaderWrap::GroupFd>("groupFd"),
                          InstanceMethod<&ReaderWrap::SetScope>("setScope"),
-                         InstanceMethod<&ReaderWrap::Stats>("stats"),
                          InstanceMethod<&ReaderWrap::Close>("close"),
                      });
 }
@@ -237,13 +236,6 @@ Napi::Value ReaderWrap::SetScope(const Napi::CallbackInfo& info) {
 
 Napi::Value ReaderWrap::GroupFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), reader_->groupFd(info[0].As<Napi::Number>().Int32Value()));
-}
-
-Napi::Value ReaderWrap::Stats(const Napi::CallbackInfo& info) {
-  Napi::Object stats = Napi::Object::New(info.Env());
-  stats.Set("queued", static_cast<double>(reader_->queued()));
-  stats.Set("pendingPermissions", static_cast<double>(reader_->pendingPermissions()));
-  return stats;
 }
 
 Napi::Value ReaderWrap::Close(const Napi::CallbackInfo& info) {

@@ -35,7 +35,6 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value SetRef(const Napi::CallbackInfo& info);
   Napi::Value GroupFd(const Napi::CallbackInfo& info);
   Napi::Value SetScope(const Napi::CallbackInfo& info);
-  Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   static void OnAsync(uv_async_t* handle);
