@@ -33,14 +33,6 @@ struct HandleBuffer {
   unsigned char bytes[kMaxHandle];
 };
 
-bool readLink(const char* link, std::string& out) {
-  char buf[PATH_MAX];
-  ssize_t n = readlink(link, buf, sizeof(buf));
-  if (n < 0 || static_cast<size_t>(n) >= sizeof(buf)) return false;
-  out.assign(buf, static_cast<size_t>(n));
-  return true;
-}
-
 void stripDeleted(std::string& path) {
   static const char kSuffix[] = " (deleted)";
   const size_t n = sizeof(kSuffix) - 1;
@@ -142,10 +134,28 @@ void PathResolver::rememberMarked(int dirfd, const std::string& path, bool follo
   if (!mountFds_.emplace(fsidKey(fsid), mount).second && mount.fd >= 0) close(mount.fd);
 }
 
+// "/proc/self/fd/N" costs a walk of three components and the magic "self"
+// link per event; readlinkat against /proc/self/fd, opened once, walks one.
+// Permission events pay this on the critical path of the blocked open().
+// The directory is the fd table the process's threads share.
 bool PathResolver::fromFd(int fd, std::string& out) {
-  char link[64];
-  snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-  if (!readLink(link, out)) return false;
+  static const int fdDir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  char name[16];
+  char* p = name + sizeof(name);
+  *--p = '\0';
+  unsigned value = static_cast<unsigned>(fd);
+  do *--p = static_cast<char>('0' + value % 10); while (value /= 10);
+  char buf[PATH_MAX];
+  ssize_t n;
+  if (fdDir >= 0) {
+    n = readlinkat(fdDir, p, buf, sizeof(buf));
+  } else {
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%s", p);
+    n = readlink(link, buf, sizeof(buf));
+  }
+  if (n < 0 || static_cast<size_t>(n) >= sizeof(buf)) return false;
+  out.assign(buf, static_cast<size_t>(n));
   stripDeleted(out);
   return true;
 }
