@@ -14,7 +14,8 @@ const PROCESS = 4;
 
 export function unpackBatch(batch: NativeBatch): NativeRecord[] {
   const [numbers, strings, extras] = batch;
-  const count = numbers.length / NUMBERS;
+  // numbers is reused from batch to batch and may be longer: strings says how many.
+  const count = strings.length / STRINGS;
   const records: NativeRecord[] = new Array(count);
   for (let i = 0; i < count; i++) {
     const n = i * NUMBERS;

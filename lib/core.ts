@@ -83,12 +83,6 @@ export class Core implements Responder {
   private mountsUnwatchable = false;
   /** The user has a mark: 'mntns' watch of their own (kept by updateScopes). */
   private watchesMounts = false;
-  /**
-   * Permission events handed out and not yet answered by JavaScript, by id,
-   * so that when the reader answers one itself (deadline, close) the event's
-   * fd is shown as closed too. Weak: an event nobody holds needs no update.
-   */
-  private readonly unanswered = new Map<number, WeakRef<FanotifyEvent>>();
 
   constructor(settings: Settings, exactFlags?: number) {
     this.settings = settings;
@@ -382,14 +376,11 @@ export class Core implements Responder {
     } catch (err) {
       throw fromNative(err, { action: 'the kernel refused this answer', response: bits });
     }
-    this.unanswered.delete(id);
     FanotifyEvent.markAnswered(event);
   }
 
-  private answeredNatively(id: number): void {
-    const event = this.unanswered.get(id)?.deref();
-    this.unanswered.delete(id);
-    if (event) FanotifyEvent.markAnswered(event);
+  isPending(id: number): boolean {
+    return !this.isClosed && this.reader.isPending(id);
   }
 
   /** Turns a native batch into deliveries, in order. */
@@ -398,7 +389,6 @@ export class Core implements Responder {
     for (const record of unpackBatch(batch)) {
       switch (record.kind) {
         case RecordKind.Warning:
-          if (record.id) this.answeredNatively(record.id);
           out.push({ type: 'warning', message: record.message ?? 'warning' });
           break;
         case RecordKind.Error: {
@@ -431,7 +421,6 @@ export class Core implements Responder {
   private deliveryFor(record: NativeRecord): Delivery {
     const processInfo = record.process ? { pid: record.pid, ...record.process } : null;
     const event = new FanotifyEvent(record, this, processInfo);
-    if (record.id) this.unanswered.set(record.id, new WeakRef(event));
     if (event.permissionOverflow) {
       const error = new FanotifyError('LimitReached', 'the permission event queue overflowed: some accesses were not checked (raise queue limits or answer faster)');
       return { type: 'error', error, event };
@@ -449,7 +438,6 @@ export class Core implements Responder {
     this.isClosed = true;
     this.marks.clear();
     this.reader.close();
-    for (const id of [...this.unanswered.keys()]) this.answeredNatively(id);
   }
 
   /** Which group each part of a mask goes to. */

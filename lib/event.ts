@@ -7,10 +7,9 @@ import type { EventInfo, ProcessInfo, Response } from './types';
 /** Whoever can answer an event's permission request: the instance it came from. */
 export interface Responder {
   respond(event: FanotifyEvent, response: Response): void;
+  /** The event `id` still waits for an answer (not answered, expired or closed). */
+  isPending(id: number): boolean;
 }
-
-const responders = new WeakMap<FanotifyEvent, Responder>();
-const ids = new WeakMap<FanotifyEvent, number>();
 
 class Info implements EventInfo {
   constructor(
@@ -48,6 +47,10 @@ export class FanotifyEvent {
   /** True for an overflow from a permission group: accesses went through unchecked. */
   readonly permissionOverflow: boolean;
   #fd: number;
+  // Private fields, not WeakMaps: a WeakMap entry per permission event cost
+  // more than the rest of building the event.
+  #responder: Responder | undefined;
+  #id = 0;
 
   /** @internal Built by the library from what the native reader decoded. */
   constructor(record: NativeRecord, responder?: Responder, processInfo: ProcessInfo | null = null) {
@@ -63,8 +66,8 @@ export class FanotifyEvent {
     this.permissionOverflow = (record.mask & FAN.FAN_Q_OVERFLOW) !== 0 && record.permissionGroup;
     this.#fd = record.fd;
     if (record.id && responder) {
-      responders.set(this, responder);
-      ids.set(this, record.id);
+      this.#responder = responder;
+      this.#id = record.id;
     }
   }
 
@@ -79,7 +82,12 @@ export class FanotifyEvent {
    * -1); -1 for notification events, whose fds the reader closes once it has
    * the path, and for FID-reporting events, which carry none.
    */
-  get fd(): number { return this.#fd; }
+  get fd(): number {
+    // Answered by its deadline or by close() in native code, which closed the
+    // fd: asked here rather than tracking every event in a table.
+    if (this.#fd >= 0 && this.#responder && !this.#responder.isPending(this.#id)) this.#fd = -1;
+    return this.#fd;
+  }
 
   /** ACCESS, ACCESS_PERM or PRE_ACCESS. */
   isAccess(): boolean { return this.has(FAN.FAN_ACCESS | FAN.FAN_ACCESS_PERM | FAN.FAN_PRE_ACCESS); }
@@ -128,7 +136,7 @@ export class FanotifyEvent {
 
   /** Answers this permission event (see Response); throws InvalidArgument for other events. */
   respond(response: Response): void {
-    const responder = responders.get(this);
+    const responder = this.#responder;
     if (!responder) throw invalidArgument(`only permission events can be answered; this is ${this.types().join('|') || 'an event'}`);
     responder.respond(this, response);
   }
@@ -158,12 +166,12 @@ export class FanotifyEvent {
 
   /** @internal The instance that can answer this event, if any. */
   static responderOf(event: FanotifyEvent): Responder | undefined {
-    return responders.get(event);
+    return event.#responder;
   }
 
   /** @internal The id the native reader answers by, or 0. */
   static idOf(event: FanotifyEvent): number {
-    return ids.get(event) ?? 0;
+    return event.#id;
   }
 
   /** @internal Called once the event is answered: its fd is closed. */

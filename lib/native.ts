@@ -86,6 +86,8 @@ export interface NativeReader {
   mark(group: number, flags: number, mask: number, dirfd: number, path: string | undefined): void;
   take(max: number, timeoutMs: number): NativeBatch;
   respond(id: number, response: number): boolean;
+  /** The permission event still waits for an answer. */
+  isPending(id: number): boolean;
   setBufferSize(bytes: number): void;
   startAsync(deliver: (batch: NativeBatch) => void): void;
   setDelivery(on: boolean): void;

@@ -93,9 +93,8 @@ bool hasExtras(const Event& ev) {
 
 }  // namespace
 
-Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events) {
+Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Float64Array numbers) {
   const size_t n = events.size();
-  Napi::Float64Array numbers = Napi::Float64Array::New(env, n * kBatchNumbers);
   double* num = numbers.Data();
   napi_value strings;
   napi_create_array_with_length(env, n * kBatchStrings, &strings);

@@ -18,15 +18,19 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 // paths already resolved. Flat, because creating an object per event with a
 // dozen named properties through Node-API cost more than everything else
 // the reader does (see bench/). Layout, read by lib/batch.ts:
-//   [0] Float64Array, kBatchNumbers per event:
+//   [0] Float64Array, kBatchNumbers per event, reused from batch to batch
+//       (allocating one per hand-over was a tenth of a permission round
+//       trip): only the first events * kBatchNumbers entries are this
+//       batch's, and it is read before the next batch is made
 //       kind, mask, pid, fd, id, group,
 //       flags (1: permission group, 2: directory, 4: process info read)
 //   [1] Array, kBatchStrings per event: path, name, oldPath, newPath, comm,
-//       exe (a string, or null/a hole)
+//       exe (a string, or null/a hole); its length says how many events
 //   [2] undefined, or { [index]: { errno, message, fsError, range, mountId } }
 //       for the rare events that carry more
 constexpr size_t kBatchNumbers = 7;
 constexpr size_t kBatchStrings = 6;
-Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events);
+// `numbers` holds at least events.size() * kBatchNumbers entries.
+Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Float64Array numbers);
 
 }  // namespace fan

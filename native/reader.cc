@@ -218,6 +218,11 @@ int Reader::respond(uint64_t id, uint32_t response) {
   return 1;
 }
 
+bool Reader::isPending(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_.count(id) != 0;
+}
+
 void Reader::answerLocked(Pending& p, uint32_t response) {
   writeResponse(p.groupFd, p.eventFd, response);  // the only failure left is "no longer pending"
   ::close(p.eventFd);

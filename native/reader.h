@@ -90,6 +90,8 @@ class Reader {
 
   // 1: answered; 0: not pending (already answered, expired or closed); < 0: -errno.
   int respond(uint64_t id, uint32_t response);
+  // Still waiting for an answer (not answered, expired or closed).
+  bool isPending(uint64_t id);
 
   void setBufferSize(size_t bytes);
   // Called on the reader thread after it queues events; async front ends use

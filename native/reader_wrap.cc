@@ -1,5 +1,6 @@
 #include "reader_wrap.h"
 
+#include <algorithm>
 #include <climits>
 
 #include "convert.h"
@@ -12,6 +13,7 @@ namespace {
 // Events handed to JavaScript per wake-up. Bounded so one busy burst cannot
 // hold the event loop; the rest goes in the next turn.
 constexpr size_t kDeliveryBatch = 4096;
+constexpr size_t kMinBatchCapacity = 64;  // events the first numbers array holds
 
 ReaderOptions parseOptions(const Napi::Object& o) {
   ReaderOptions options;
@@ -33,6 +35,7 @@ Napi::Function ReaderWrap::Init(Napi::Env env) {
                          InstanceMethod<&ReaderWrap::Mark>("mark"),
                          InstanceMethod<&ReaderWrap::Take>("take"),
                          InstanceMethod<&ReaderWrap::Respond>("respond"),
+                         InstanceMethod<&ReaderWrap::IsPending>("isPending"),
                          InstanceMethod<&ReaderWrap::SetBufferSize>("setBufferSize"),
                          InstanceMethod<&ReaderWrap::StartAsync>("startAsync"),
                          InstanceMethod<&ReaderWrap::SetDelivery>("setDelivery"),
@@ -78,6 +81,7 @@ void ReaderWrap::Shutdown() {
     async_ = nullptr;
   }
   if (!callback_.IsEmpty()) callback_.Reset();
+  if (!numbers_.IsEmpty()) numbers_.Reset();
 }
 
 Napi::Value ReaderWrap::AddGroup(const Napi::CallbackInfo& info) {
@@ -105,7 +109,7 @@ Napi::Value ReaderWrap::Take(const Napi::CallbackInfo& info) {
   int timeoutMs = info[1].As<Napi::Number>().Int32Value();
   std::vector<Event> events;
   reader_->take(events, max, timeoutMs);
-  return batchToJs(info.Env(), events);
+  return batchToJs(info.Env(), events, NumbersFor(events.size()));
 }
 
 // respond(id, response) -> true if this answered it, false if it was not pending.
@@ -114,6 +118,11 @@ Napi::Value ReaderWrap::Respond(const Napi::CallbackInfo& info) {
   int result = reader_->respond(id, info[1].As<Napi::Number>().Uint32Value());
   if (result < 0) throwSysError(info.Env(), {-result, "write", ""});
   return Napi::Boolean::New(info.Env(), result == 1);
+}
+
+Napi::Value ReaderWrap::IsPending(const Napi::CallbackInfo& info) {
+  uint64_t id = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  return Napi::Boolean::New(info.Env(), reader_->isPending(id));
 }
 
 Napi::Value ReaderWrap::SetBufferSize(const Napi::CallbackInfo& info) {
@@ -212,11 +221,19 @@ void ReaderWrap::Hand(const std::vector<Event>& events) {
   Napi::Env env(env_);
   Napi::HandleScope scope(env);
   try {
-    callback_.MakeCallback(Value(), {batchToJs(env, events)});
+    callback_.MakeCallback(Value(), {batchToJs(env, events, NumbersFor(events.size()))});
   } catch (const Napi::Error& e) {
     // Nothing on the stack can catch it: hand it to process 'uncaughtException'.
     napi_fatal_exception(env_, e.Value());
   }
+}
+
+Napi::Float64Array ReaderWrap::NumbersFor(size_t events) {
+  const size_t needed = std::max<size_t>(events, kMinBatchCapacity) * kBatchNumbers;
+  if (numbers_.IsEmpty() || numbers_.Value().ElementLength() < needed) {
+    numbers_ = Napi::Persistent(Napi::Float64Array::New(Env(), needed));
+  }
+  return numbers_.Value();
 }
 
 // setScope(group, [{ kind: 0 subtree | 1 children | 2 exact, path, mask }])

@@ -29,6 +29,7 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value Mark(const Napi::CallbackInfo& info);
   Napi::Value Take(const Napi::CallbackInfo& info);
   Napi::Value Respond(const Napi::CallbackInfo& info);
+  Napi::Value IsPending(const Napi::CallbackInfo& info);
   Napi::Value SetBufferSize(const Napi::CallbackInfo& info);
   Napi::Value StartAsync(const Napi::CallbackInfo& info);
   Napi::Value SetDelivery(const Napi::CallbackInfo& info);
@@ -42,6 +43,8 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   void PollPermissionGroups();
   void DeliverDirect(int fd);
   void Hand(const std::vector<Event>& events);
+  // The numbers array of batchToJs, kept between batches; grown as needed.
+  Napi::Float64Array NumbersFor(size_t events);
   static void OnEnvCleanup(void* self);
   void Deliver();
   void Shutdown();
@@ -53,6 +56,7 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   // itself (Reader::readPermissionsDirect), a thread hop shorter.
   std::vector<uv_poll_t*> permissionPolls_;
   Napi::FunctionReference callback_;
+  Napi::Reference<Napi::Float64Array> numbers_;
   bool delivering_ = true;  // false while the JavaScript side is paused
   bool cleanupHookRegistered_ = false;
 };

@@ -151,6 +151,20 @@ describeRoot('AsyncFanotify permission events: the safety rules', () => {
     await waitUntil(() => warnings.length > 0, 2000, "'warning'");
   });
 
+  test.each(['deadline', 'close'] as const)('an event answered natively (%s) shows fd -1 afterwards, and answering it then is a no-op', async (by) => {
+    const afan = await guard({ permissionTimeout: by === 'deadline' ? 300 : 20000, defaultResponse: 'deny' });
+    afan.on('warning', () => {});
+    const held: FanotifyEvent[] = [];
+    afan.on('permission', (ev) => void held.push(ev));
+    const child = startNode(READ_FILE, [file], 30000);
+    await waitUntil(() => held.length === 1, 5000, 'a permission event');
+    expect(held[0].fd).toBeGreaterThanOrEqual(0);
+    if (by === 'close') await afan.close();
+    expect((await finished(child)).stdout.trim()).toBe('EPERM'); // both answer defaultResponse
+    expect(held[0].fd).toBe(-1);
+    expect(() => held[0].allow()).not.toThrow();
+  });
+
   test('an async listener may answer later, and the child waits for that answer', async () => {
     const afan = await guard({ permissionTimeout: 20000 });
     let answeredAt = 0;

@@ -152,6 +152,18 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     expect(collectFor(fan, 200).map(brief)).toEqual([]);
   });
 
+  test('a large batch then a small one: each read returns exactly its own events (the hand-over array is reused)', () => {
+    const dir = freshDir();
+    using fan = new Fanotify();
+    fan.addWatch(dir, MaskFlags.CREATE);
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(dir, `big${i}`), '');
+    const big = collectUntil(fan, (evs) => evs.length >= 300, WAIT_MS);
+    expect(big.map((ev) => ev.name)).toEqual(Array.from({ length: 300 }, (_, i) => `big${i}`));
+    fs.writeFileSync(path.join(dir, 'small'), '');
+    const small = collectUntil(fan, (evs) => evs.length >= 1, WAIT_MS).concat(remaining(fan));
+    expect(small.map((ev) => [ev.name, ev.path])).toEqual([['small', path.join(dir, 'small')]]);
+  });
+
   test('OPEN, MODIFY and CLOSE_WRITE of a file opened for writing', () => {
     const dir = freshDir();
     const file = path.join(dir, 'write-me');
