@@ -14,6 +14,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const recursive = require('./recursive');
+const { runPermission, reportPermission } = require('./permission');
 
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(__dirname, 'out');
@@ -53,7 +54,7 @@ const CONFIG = {
   floodOps: 200_000,
   floodReps: 3,
   permOpens: Q ? 10_000 : 20_000,
-  permWarmup: 2_000,
+  permWarmup: 6_000, // past V8's optimizing compiles: with 2000, ms-long stalls landed in the timed opens
   memoryEvents: 1_000_000,
   memoryPhases: 4,
   memoryRate: 50_000,
@@ -266,16 +267,7 @@ function stopFile(dir) {
 
 // ---------------------------------------------------------------- stats
 
-const median = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const minOf = (xs) => Math.min(...xs);
-const maxOf = (xs) => Math.max(...xs);
-const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const mib = (b) => b / (1024 * 1024);
+const { median, minOf, maxOf, fmt, mib, table, verdict } = require('./util');
 
 // ---------------------------------------------------------------- readers
 
@@ -411,121 +403,6 @@ async function throughput(dir, kinds, references, { ops, rate, label, reps = CON
   return { config: { ops, rate, files: CONFIG.files, reps }, summary, runs };
 }
 
-// ---------------------------------------------------------------- permission
-
-/**
- * CPU time (ns) and context switches of a live process, all threads: the
- * sums of its threads' /proc/PID/task/TID/schedstat (field 1: ns on a CPU;
- * field 3: times it was scheduled in).
- */
-function processCpu(pid) {
-  let ns = 0;
-  let switches = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const f = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
-      ns += Number(f[0]);
-      switches += Number(f[2]);
-    } catch {
-      /* thread ended */
-    }
-  }
-  return { ns, switches };
-}
-
-function startHandler(kind, dir) {
-  if (kind === 'none') return null;
-  if (kind.startsWith('c')) return start(PERM, kind === 'c' ? [dir] : [dir, kind.slice(2)], { timeoutMs: 90_000 });
-  return start(process.execPath, [LIB_PERM, dir, kind.replace(/^lib-/, '')], { timeoutMs: 90_000 });
-}
-
-/**
- * One round: every handler runs at once, each on its own directory, and one
- * generator opens their files round robin, so all of them (and the baseline,
- * a file nobody watches) see the same machine conditions.
- */
-async function permissionRound(kinds, base, rep) {
-  const handlers = new Map();
-  try {
-    const files = [];
-    for (const kind of kinds) {
-      const dir = path.join(base, kind);
-      handlers.set(kind, startHandler(kind, dir));
-      files.push(path.join(dir, 'target'));
-    }
-    for (const [kind, h] of handlers) {
-      if (!h) continue;
-      const ready = await h.next(20_000);
-      if (ready.type !== 'ready') throw new Error(`${kind}: unexpected ${JSON.stringify(ready)}`);
-    }
-    const cpu0 = new Map([...handlers].filter(([, h]) => h).map(([k, h]) => [k, processCpu(h.pid)]));
-    // Rotate the order each round, so no handler always follows the same one.
-    const order = kinds.map((_, i) => (i + rep) % kinds.length);
-    const out = await runOnce(GEN, ['lat', String(CONFIG.permOpens), String(CONFIG.permWarmup), ...order.map((i) => files[i])], 120_000);
-    const runs = [];
-    for (const [kind, h] of handlers) {
-      const stats = out.files.find((f) => f.file === files[kinds.indexOf(kind)]);
-      const events = CONFIG.permOpens + CONFIG.permWarmup;
-      const cpu1 = h ? processCpu(h.pid) : null;
-      const handlerNsPerEvent = h ? (cpu1.ns - cpu0.get(kind).ns) / events : 0;
-      const switchesPerEvent = h ? (cpu1.switches - cpu0.get(kind).switches) / events : 0;
-      runs.push({ kind, rep, ...stats, handlerNsPerEvent, switchesPerEvent });
-    }
-    return runs;
-  } finally {
-    for (const h of handlers.values()) if (h) await h.stop('SIGTERM');
-  }
-}
-
-async function permission(dir, libKinds) {
-  const base = path.join(dir, 'perm');
-  const kinds = ['none', 'c', 'c-path', 'c-thread', ...libKinds];
-  for (const kind of kinds) {
-    fs.mkdirSync(path.join(base, kind), { recursive: true });
-    fs.writeFileSync(path.join(base, kind, 'target'), 'x');
-  }
-  const runs = [];
-  for (let rep = 0; rep < CONFIG.reps; rep++) {
-    const round = await permissionRound(kinds, base, rep);
-    runs.push(...round);
-    process.stdout.write(`  permission round ${rep + 1}/${CONFIG.reps}: ` + round.map((r) => `${r.kind} ${fmt(r.meanNs / 1000, 1)}/${fmt(r.medianNs / 1000, 1)} µs (cpu ${fmt(r.handlerNsPerEvent / 1000, 1)})`).join(', ') + '\n');
-  }
-  const summary = {};
-  for (const kind of kinds) {
-    const rs = runs.filter((r) => r.kind === kind);
-    summary[kind] = {
-      meanUs: median(rs.map((r) => r.meanNs / 1000)),
-      medianUs: median(rs.map((r) => r.medianNs / 1000)),
-      p99Us: median(rs.map((r) => r.p99Ns / 1000)),
-      maxUs: maxOf(rs.map((r) => r.maxNs / 1000)),
-      handlerCpuUs: median(rs.map((r) => r.handlerNsPerEvent / 1000)),
-      switchesPerOpen: median(rs.map((r) => r.switchesPerEvent)),
-    };
-  }
-  // Added latency per round (handler minus the baseline of the same round), then medians.
-  for (const kind of kinds.slice(1)) {
-    const addMean = [];
-    const addMedian = [];
-    for (let rep = 0; rep < CONFIG.reps; rep++) {
-      const b = runs.find((r) => r.kind === 'none' && r.rep === rep);
-      const r = runs.find((x) => x.kind === kind && x.rep === rep);
-      addMean.push((r.meanNs - b.meanNs) / 1000);
-      addMedian.push((r.medianNs - b.medianNs) / 1000);
-    }
-    summary[kind].addedMeanUs = median(addMean);
-    summary[kind].addedMedianUs = median(addMedian);
-  }
-  for (const kind of libKinds) {
-    const s = summary[kind];
-    for (const ref of ['c', 'c-path', 'c-thread']) {
-      s[`ratioMeanVs_${ref}`] = s.addedMeanUs / summary[ref].addedMeanUs;
-      s[`ratioMedianVs_${ref}`] = s.addedMedianUs / summary[ref].addedMedianUs;
-      s[`ratioCpuVs_${ref}`] = s.handlerCpuUs / summary[ref].handlerCpuUs;
-    }
-  }
-  return { config: { opens: CONFIG.permOpens, warmup: CONFIG.permWarmup, reps: CONFIG.reps, kinds }, summary, runs };
-}
-
 // ---------------------------------------------------------------- memory
 
 async function memory(dir, kind) {
@@ -602,14 +479,6 @@ function buildLine(results) {
   return `library build ${results.libraryBuild} (sha256 of dist/ + addon, as copied to bench/out/snapshot)`;
 }
 
-function table(rows) {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
-  const line = (r) => `| ${r.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
-  return [line(rows[0]), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
-}
-
-const verdict = (ratio, goal = 1.5) => (Number.isFinite(ratio) ? (ratio <= goal ? 'meets goal' : 'misses goal') : '');
-
 function report(results) {
   const parts = [];
   const t = results.throughput;
@@ -643,30 +512,7 @@ function report(results) {
     }
     parts.push(`### 1b. Notification flood (generator flat out: ${f.config.ops} pairs, ${f.config.reps} reps; the reader falls behind, so the kernel merges open+close and may overflow)\n\n${table(rows)}`);
   }
-  const p = results.permission;
-  if (p) {
-    const rows = [['handler', 'open() mean µs', 'median µs', 'p99 µs', 'added mean µs', 'added median µs', 'ratio vs C: mean / median', 'goal ≤ 1.5x', 'vs C+readlink', 'vs C 2 threads', 'handler CPU µs / open', 'CPU ratio vs C / C+readlink / C 2 threads', 'handler context switches / open']];
-    const names = { none: 'none (baseline)', c: 'c (reference)', 'c-path': 'c + readlink', 'c-thread': 'c, 2 threads + readlink' };
-    for (const [kind, s] of Object.entries(p.summary)) {
-      const lib = kind.startsWith('lib');
-      rows.push([
-        names[kind] ?? kind,
-        fmt(s.meanUs),
-        fmt(s.medianUs),
-        fmt(s.p99Us),
-        kind === 'none' ? '' : fmt(s.addedMeanUs),
-        kind === 'none' ? '' : fmt(s.addedMedianUs),
-        lib ? `${fmt(s.ratioMeanVs_c)} / ${fmt(s.ratioMedianVs_c)}` : '',
-        lib ? verdict(s.ratioMeanVs_c) : '',
-        lib ? `${fmt(s['ratioMeanVs_c-path'])} / ${fmt(s['ratioMedianVs_c-path'])}` : '',
-        lib ? `${fmt(s['ratioMeanVs_c-thread'])} / ${fmt(s['ratioMedianVs_c-thread'])}` : '',
-        kind === 'none' ? '' : fmt(s.handlerCpuUs),
-        lib ? `${fmt(s.ratioCpuVs_c)} / ${fmt(s['ratioCpuVs_c-path'])} / ${fmt(s['ratioCpuVs_c-thread'])}` : '',
-        kind === 'none' ? '' : fmt(s.switchesPerOpen, 1),
-      ]);
-    }
-    parts.push(`### 2. Permission round trip (${p.config.opens} timed opens per handler after ${p.config.warmup} untimed; all handlers run at once on their own directories and the generator opens their files round robin; ${p.config.reps} rounds)\n\n${table(rows)}`);
-  }
+  if (results.permission) parts.push(reportPermission(results.permission));
   const m = results.memory;
   if (m) {
     const s = m.summary;
@@ -753,7 +599,14 @@ async function main() {
     }
     if (want('permission')) {
       console.log(`2. permission round trip (${CONFIG.permOpens} opens)`);
-      results.permission = await permission(scratch, libKinds);
+      results.permission = await runPermission({
+        dir: scratch,
+        libKinds,
+        config: { reps: CONFIG.reps, opens: CONFIG.permOpens, warmup: CONFIG.permWarmup },
+        start,
+        runOnce,
+        bins: { GEN, PERM, LIB_PERM },
+      });
     }
     if (want('memory')) {
       console.log(`3. memory (${CONFIG.memoryEvents} events, ${libKinds[0]})`);
