@@ -11,6 +11,7 @@
         "native/paths.cc",
         "native/process_info.cc",
         "native/reader.cc",
+        "native/reader_direct.cc",
         "native/reader_wrap.cc",
         "native/scope.cc"
       ],

@@ -24,9 +24,6 @@ constexpr auto kFlushLimit = std::chrono::seconds(5);
 // The longest a notification event waits in the queue before the consumer
 // is woken, while events keep coming (see handOverLocked).
 constexpr auto kCoalesce = std::chrono::milliseconds(1);
-// How long a readable permission group is left to the JavaScript thread in
-// direct mode before this thread reads it itself.
-constexpr auto kDirectGrace = std::chrono::milliseconds(20);
 
 void closeIfOpen(int fd) {
   if (fd >= 0) ::close(fd);
@@ -168,6 +165,7 @@ void Reader::setBufferSize(size_t bytes) {
 }
 
 void Reader::take(std::vector<Event>& out, size_t max, int timeoutMs) {
+  if (takeDirect(out, max, timeoutMs)) return;
   std::unique_lock<std::mutex> lock(mu_);
   if (queue_.empty() && !stopping_ && thread_.joinable()) {
     if (timeoutMs == 0) {
@@ -270,48 +268,6 @@ void Reader::registerLocked(std::vector<Event>& batch, std::chrono::steady_clock
                                     now + std::chrono::milliseconds(options_.permissionTimeoutMs), ev.raw.pid,
                                     ev.path});
   }
-}
-
-void Reader::setDirectPermissions(bool on) {
-  std::lock_guard<std::mutex> lock(mu_);
-  direct_ = on;
-}
-
-std::vector<int> Reader::directPermissionFds() {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<int> fds;
-  for (const auto& g : groups_)
-    if (g.permission && g.nonblocking) fds.push_back(g.fd);
-  return fds;
-}
-
-void Reader::readPermissionsDirect(int fd, std::vector<Event>& out) {
-  int index = -1;
-  Group group{};
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
-    for (size_t i = 0; i < groups_.size(); i++)
-      if (groups_[i].fd == fd && groups_[i].permission && groups_[i].nonblocking) index = static_cast<int>(i);
-    if (index < 0) return;
-    group = groups_[index];
-    if (directBuf_.size() != options_.bufferSize) directBuf_.resize(options_.bufferSize);
-  }
-  std::vector<Event> batch;
-  readGroup(index, group, directBuf_, batch);
-  if (batch.empty()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  registerLocked(batch, std::chrono::steady_clock::now());
-  for (auto& ev : batch) {
-    if (ev.fd >= 0) directPendingAdded_ = true;
-    out.push_back(std::move(ev));
-  }
-}
-
-void Reader::afterDirectDelivery() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (directPendingAdded_ && !pending_.empty()) wake();
-  directPendingAdded_ = false;
 }
 
 void Reader::expireLocked(std::vector<Event>& batch) {
@@ -436,41 +392,6 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   batch.push_back(std::move(ev));
 }
 
-// Direct mode: JavaScript reads permission groups itself (uv_poll), so this
-// thread does not wake for them; every kDirectGrace it looks without
-// waiting. A group readable at two looks in a row has waited at least that
-// long: JavaScript is stalled, and this thread reads it so that deadlines
-// hold.
-void Reader::checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& batch) {
-  std::vector<int> indices;
-  std::vector<pollfd> fds;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const auto now = std::chrono::steady_clock::now();
-    if (!direct_ || now < nextDirectCheck_) return;
-    nextDirectCheck_ = now + kDirectGrace;
-    for (size_t i = 0; i < groups_.size(); i++) {
-      if (!groups_[i].permission || !groups_[i].nonblocking) continue;
-      indices.push_back(static_cast<int>(i));
-      fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
-    }
-  }
-  if (fds.empty() || poll(fds.data(), fds.size(), 0) < 0) return;
-  for (size_t k = 0; k < fds.size(); k++) {
-    Group group;
-    bool stalled;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      Group& g = groups_[indices[k]];
-      const bool readable = (fds[k].revents & POLLIN) != 0;
-      stalled = readable && g.readableAtLastLook;
-      g.readableAtLastLook = readable && !stalled;
-      group = g;
-    }
-    if (stalled) readGroup(indices[k], group, buf, batch);
-  }
-}
-
 void Reader::run() {
   std::vector<uint8_t> buf;
   std::vector<pollfd> fds;
@@ -547,6 +468,7 @@ void Reader::run() {
     std::function<void()> notify;
     bool wakeConsumer;
     bool flushAnswered;
+    int takerFd;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto now = std::chrono::steady_clock::now();
@@ -561,8 +483,16 @@ void Reader::run() {
       flushDone_ = flushSeen;
       wakeConsumer = handOverLocked(urgent, now);
       if (wakeConsumer) notify = notify_;
+      takerFd = takerFd_;
     }
-    if (wakeConsumer || flushAnswered) cv_.notify_all();
+    if (wakeConsumer || flushAnswered) {
+      cv_.notify_all();
+      if (takerFd >= 0) {
+        uint64_t one = 1;
+        ssize_t ignored = write(takerFd, &one, sizeof(one));
+        (void)ignored;
+      }
+    }
     if (notify) notify();
   }
 }
@@ -588,6 +518,8 @@ void Reader::close() {
   paths_.closeAll();
   closeIfOpen(wakeFd_);
   wakeFd_ = -1;
+  closeIfOpen(takerFd_);  // the thread that wrote it is joined; take() runs on the closing thread
+  takerFd_ = -1;
   closed_ = true;
   cv_.notify_all();
 }

@@ -83,7 +83,8 @@ class Reader {
 
   // Moves up to `max` queued events into `out`. timeoutMs: 0 returns at once
   // (after asking the thread to read what the kernel holds), < 0 waits until
-  // an event arrives or the reader closes, > 0 waits at most that long.
+  // an event arrives or the reader closes, > 0 waits at most that long. In
+  // direct mode it reads permission groups itself meanwhile.
   void take(std::vector<Event>& out, size_t max, int timeoutMs);
   // Moves what is queued now, without waiting or asking the thread to read.
   void drain(std::vector<Event>& out, size_t max);
@@ -98,12 +99,13 @@ class Reader {
   // it to uv_async_send. Set before the first group, cleared in close().
   void setNotify(std::function<void()> notify);
 
-  // Direct permission reads (AsyncFanotify): the JavaScript thread reads
-  // permission groups itself as soon as they are readable, which saves the
-  // hand-over through this thread on the path a blocked process waits on.
-  // This thread then leaves a readable permission group to JavaScript for
-  // kDirectGrace before reading it itself (checkDirectGroups), so a stalled
-  // event loop still gets every deadline.
+  // Direct permission reads (reader_direct.cc): the JavaScript thread reads
+  // permission groups itself, AsyncFanotify as soon as they are readable,
+  // Fanotify while it waits in take(). That saves the hand-over through this
+  // thread on the path a blocked process waits on. This thread then leaves
+  // a readable permission group to JavaScript for kDirectGrace before
+  // reading it itself (checkDirectGroups), so a stalled event loop or a
+  // program that stopped reading still gets every deadline.
   void setDirectPermissions(bool on);
   // The permission groups JavaScript may read (the non-blocking ones).
   std::vector<int> directPermissionFds();
@@ -141,6 +143,7 @@ class Reader {
   void moveOutLocked(std::vector<Event>& out, size_t max);
   int pollTimeoutLocked(std::chrono::steady_clock::time_point now);
   bool handOverLocked(bool urgent, std::chrono::steady_clock::time_point now);
+  bool takeDirect(std::vector<Event>& out, size_t max, int timeoutMs);
   void expireLocked(std::vector<Event>& batch);
   void registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now);
   void checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& batch);
@@ -174,6 +177,7 @@ class Reader {
   std::chrono::steady_clock::time_point nextDirectCheck_{};
   bool directPendingAdded_ = false;
   std::vector<uint8_t> directBuf_;  // used by the JavaScript thread only
+  int takerFd_ = -1;  // eventfd: this thread queued events for a direct take()
   bool stopping_ = false;
   std::function<void()> notify_;
   std::atomic<bool> closed_{false};

@@ -108,6 +108,9 @@ Napi::Value ReaderWrap::Take(const Napi::CallbackInfo& info) {
   size_t max = info[0].As<Napi::Number>().Uint32Value();
   int timeoutMs = info[1].As<Napi::Number>().Int32Value();
   std::vector<Event> events;
+  // A synchronous reader waits here: let it read permission groups itself
+  // while it waits (reader_direct.cc), as AsyncFanotify's loop does.
+  if (!async_) reader_->setDirectPermissions(true);
   reader_->take(events, max, timeoutMs);
   return batchToJs(info.Env(), events, NumbersFor(events.size()));
 }

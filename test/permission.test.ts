@@ -7,6 +7,7 @@
  * the child runs on its own, and its output is collected after the answer.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as vm from 'node:vm';
 import { Fanotify, FanotifyError, FanotifyFlags, MaskFlags, capabilities, type FanotifyEvent } from '../lib';
 import { reapAll, startChild, startNode, type ChildResult, type RunningChild } from './helpers/child';
@@ -344,6 +345,24 @@ describeRoot('permission events (sync Fanotify)', () => {
       }
     });
 
+    test('a program that never reads still gets the deadline: the reader thread takes the event over', async () => {
+      // readEvents() reads permission groups itself while it waits; when
+      // nobody calls it, the reader thread must read them, or no deadline
+      // would ever start.
+      using fan = new Fanotify({ permissionTimeout: 300, defaultResponse: 'deny' });
+      fan.addWatch(file, MaskFlags.OPEN_PERM);
+      expect(fan.readEvents({ timeout: 0 })).toEqual([]); // a read first: the instance now reads directly
+      const start = Date.now();
+      const child = startNode(READ_FILE, [file]);
+      const r = await finished(child);
+      expect(r.stdout.trim()).toBe('EPERM');
+      expect(Date.now() - start).toBeGreaterThanOrEqual(300);
+      const later = fan.readEvents({ timeout: 0 });
+      expect(later.map((ev) => [ev.pid, ev.fd])).toEqual([[child.pid, -1]]); // answered by the deadline
+      await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on the next tick
+      expect(warnings.map((w) => w.message)).toEqual([expect.stringMatching(/not answered within 300 ms; answered deny/)]);
+    });
+
     test("an unanswered event gets defaultResponse 'allow' after the timeout, with a warning", async () => {
       const { ev, r, blockedMs, fan } = await unanswered('allow');
       try {
@@ -355,6 +374,23 @@ describeRoot('permission events (sync Fanotify)', () => {
         fan.close();
       }
     });
+  });
+
+  test('a blocking read waiting on a permission group also returns at once for a notification event', () => {
+    // The calling thread polls the permission group itself; notification
+    // events come from the reader thread, which must wake that poll.
+    const dir = scratch.file('mixed');
+    fs.mkdirSync(dir);
+    using fan = new Fanotify({ permissionTimeout: 5000 });
+    fan.addWatch(file, MaskFlags.OPEN_PERM);
+    fan.addWatch(dir, MaskFlags.CREATE);
+    expect(fan.readEvents({ timeout: 0 })).toEqual([]);
+    // The writer lives on afterwards: its exit (SIGCHLD) would interrupt the wait too.
+    startNode("setTimeout(() => { require('fs').writeFileSync(process.argv[1], ''); setTimeout(() => {}, 5000); }, 200)", [path.join(dir, 'new')]);
+    const start = Date.now();
+    const events = fan.readEvents({ timeout: 5000 });
+    expect(Date.now() - start).toBeLessThan(2500);
+    expect(events.map((ev) => [ev.types(), ev.path])).toEqual([[['CREATE'], path.join(dir, 'new')]]);
   });
 
   test('an event answered by the library (deadline or close) shows fd -1 afterwards, like one answered by hand', async () => {
