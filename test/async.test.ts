@@ -58,15 +58,8 @@ function creates(evs: FanotifyEvent[]): string[] {
 
 describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   let scratch: Scratch;
-  let counter = 0;
   const open: AsyncFanotify[] = [];
 
-  /** A fresh directory on the private tmpfs for each test. */
-  function freshDir(): string {
-    const dir = scratch.file(`t${++counter}`);
-    fs.mkdirSync(dir);
-    return dir;
-  }
 
   /** An instance closed after the test whatever happens. */
   function instance(options?: ConstructorParameters<typeof AsyncFanotify>[0]): AsyncFanotify {
@@ -92,7 +85,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   afterAll(() => scratch?.cleanup());
 
   test("'event' listener alone: every event, in order, with full paths", async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const afan = instance();
     await afan.addWatch(dir, MaskFlags.CREATE | MaskFlags.CLOSE_WRITE);
     const seen: FanotifyEvent[] = [];
@@ -111,7 +104,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   });
 
   test('nextEvent() loop gets every event, and a pending nextEvent() resolves null on close', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const afan = instance();
     await afan.addWatch(dir, MaskFlags.CREATE);
     const names = makeFiles(dir, 5);
@@ -141,7 +134,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   });
 
   test('for await ... of afan gets every event and ends when the instance closes', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const afan = instance();
     await afan.addWatch(dir, MaskFlags.CREATE);
     const names = makeFiles(dir, 4);
@@ -168,7 +161,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   });
 
   test('stream(): an objectMode Readable of events; pipeline into a Writable ends on close', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const afan = instance();
     await afan.addWatch(dir, MaskFlags.CREATE);
     const readable = afan.stream();
@@ -193,7 +186,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   });
 
   test("events.on(afan, 'event', { highWaterMark: 4 }) pauses and resumes the instance and loses nothing", async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const afan = instance();
     await afan.addWatch(dir, MaskFlags.CREATE);
     let emitted = 0;
@@ -230,7 +223,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   });
 
   test('pause() holds events and resume() delivers all of them', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const afan = instance();
     await afan.addWatch(dir, MaskFlags.CREATE);
     const got: FanotifyEvent[] = [];
@@ -247,7 +240,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   });
 
   test('addWatch/removeWatch return Promises that reject (never throw) with FanotifyError, and change no state', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const afan = instance();
 
     expect((await rejectionOf(noThrow(() => afan.addWatch('', MaskFlags.CREATE)))).kind).toBe('InvalidPath');
@@ -283,7 +276,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
 
   describe('waitForEvent', () => {
     test('resolves with the next event', async () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const afan = instance();
       await afan.addWatch(dir, MaskFlags.CREATE);
       const waiting = afan.waitForEvent({ timeout: 5000 });
@@ -294,7 +287,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
     });
 
     test("timeout rejects with kind 'Timeout' after about that long, and the dead waiter takes no event", async () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const afan = instance();
       await afan.addWatch(dir, MaskFlags.CREATE);
       const t0 = Date.now();
@@ -310,7 +303,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
     });
 
     test("abort rejects with kind 'Aborted' (already aborted, and aborted while waiting)", async () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const afan = instance();
       await afan.addWatch(dir, MaskFlags.CREATE);
       expect((await rejectionOf(afan.waitForEvent({ signal: AbortSignal.abort() }))).kind).toBe('Aborted');
@@ -328,7 +321,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
     });
 
     test("close while waiting rejects with kind 'Closed'; so does waiting on a closed instance", async () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const afan = instance();
       await afan.addWatch(dir, MaskFlags.CREATE);
       const waiting = afan.waitForEvent({ timeout: 5000 });
@@ -345,7 +338,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   });
 
   test("options.signal: aborting closes the instance, emits 'close' once and ends pending consumers", async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const controller = new AbortController();
     const afan = instance({ signal: controller.signal });
     await afan.addWatch(dir, MaskFlags.CREATE);
@@ -369,7 +362,7 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   });
 
   test('Symbol.asyncDispose: `await using` closes the instance at the end of the block, even on a throw', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     let kept: AsyncFanotify | undefined;
     let closes = 0;
     {

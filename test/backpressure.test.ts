@@ -85,11 +85,6 @@ describeRoot('AsyncFanotify backpressure and overflow', () => {
   let counter = 0;
   const open: AsyncFanotify[] = [];
 
-  function freshDir(): string {
-    const dir = scratch.file(`t${++counter}`);
-    fs.mkdirSync(dir);
-    return dir;
-  }
 
   function instance(options?: AsyncFanotifyOptions): AsyncFanotify {
     const afan = new AsyncFanotify(options);
@@ -132,7 +127,7 @@ describeRoot('AsyncFanotify backpressure and overflow', () => {
       // reading (queueLimit 256) the kernel holds the backlog without loss.
       const N = 10000;
       expect(readSysctl()).toBeGreaterThanOrEqual(KERNEL_DEFAULT_QUEUE);
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const afan = instance({ queueLimit: 256, bufferSize: 4096 });
       await afan.addWatch(dir, MaskFlags.CREATE);
       const readable = afan.stream();
@@ -183,7 +178,7 @@ describeRoot('AsyncFanotify backpressure and overflow', () => {
       // What holding all N events would cost, measured the same way: keep
       // them in an array this time.
       const calibration = instance();
-      const dir2 = freshDir();
+      const dir2 = scratch.freshDir();
       await calibration.addWatch(dir2, MaskFlags.CREATE);
       const heap1 = heapAfterGc();
       const kept: FanotifyEvent[] = [];
@@ -225,7 +220,7 @@ describeRoot('AsyncFanotify backpressure and overflow', () => {
     const KERNEL_QUEUE = 1024;
     const QUEUE_LIMIT = 16;
     const OPERATIONS = 3000;
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const afan = instance({ queueLimit: QUEUE_LIMIT, bufferSize: 4096 });
     await watchWithKernelQueue(afan, KERNEL_QUEUE, dir, MaskFlags.CREATE);
     const events: FanotifyEvent[] = [];

@@ -10,21 +10,9 @@ import { reapAll, startNode, type RunningChild } from './helpers/child';
 import { collectFor, collectUntil, withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
+import { thrown } from './helpers/errors';
 
 /** Calls `fn`, which must throw synchronously; returns the FanotifyError. */
-function thrown(fn: () => unknown): FanotifyError {
-  let err: unknown;
-  let returned: unknown;
-  try {
-    returned = fn();
-  } catch (e) {
-    err = e;
-  }
-  if (err === undefined) throw new Error(`expected a synchronous throw, got a return of ${String(returned)}`);
-  expect(err).toBeInstanceOf(FanotifyError);
-  expect(err).toBeInstanceOf(Error);
-  return err as FanotifyError;
-}
 
 /** The fanotify group fds this process holds (to show a failed call leaks none). */
 function fanotifyFds(): string[] {

@@ -98,15 +98,8 @@ function openOfDir(fan: Fanotify, dir: string): FanotifyEvent[] {
 
 describeRoot('events: every notification event on a tmpfs, through the sync Fanotify', () => {
   let scratch: Scratch;
-  let counter = 0;
   const pid = process.pid;
 
-  /** A fresh directory per test, so tests never see each other's events. */
-  function freshDir(): string {
-    const dir = scratch.file(`t${++counter}`);
-    fs.mkdirSync(dir);
-    return dir;
-  }
 
   beforeAll(() => (scratch = mountTmpfs()));
   afterAll(() => {
@@ -115,7 +108,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('OPEN, ACCESS and CLOSE_NOWRITE of a file in a watched directory', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'read-me');
     fs.writeFileSync(file, 'some bytes');
     using fan = new Fanotify();
@@ -153,7 +146,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('a large batch then a small one: each read returns exactly its own events (the hand-over array is reused)', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.CREATE);
     for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(dir, `big${i}`), '');
@@ -165,7 +158,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('OPEN, MODIFY and CLOSE_WRITE of a file opened for writing', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'write-me');
     fs.writeFileSync(file, '');
     using fan = new Fanotify();
@@ -191,7 +184,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('ATTRIB on a child file and on the watched directory itself (ONDIR)', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'attr');
     fs.writeFileSync(file, '');
     using fan = new Fanotify();
@@ -217,7 +210,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('CREATE and DELETE of a file and of a directory (ONDIR), with the entry name', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.CREATE | MaskFlags.DELETE);
 
@@ -246,7 +239,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('a create from another process carries that process\'s pid', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.CREATE);
     const file = path.join(dir, 'from-child');
@@ -258,7 +251,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('MOVED_FROM and MOVED_TO within one directory: old and new names and paths', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const from = path.join(dir, 'before');
     const to = path.join(dir, 'after');
     fs.writeFileSync(from, '');
@@ -281,8 +274,8 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('MOVED_FROM and MOVED_TO across two watched directories, for a directory (ONDIR)', () => {
-    const a = freshDir();
-    const b = freshDir();
+    const a = scratch.freshDir();
+    const b = scratch.freshDir();
     const from = path.join(a, 'moving-dir');
     const to = path.join(b, 'moved-dir');
     fs.mkdirSync(from);
@@ -301,7 +294,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('RENAME: one event with oldPath, newPath and the new name', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const from = path.join(dir, 'old-name');
     const to = path.join(dir, 'new-name');
     fs.writeFileSync(from, '');
@@ -325,8 +318,8 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('RENAME out of the watched directory: the kernel reports only the old side', () => {
-    const watched = freshDir();
-    const elsewhere = freshDir();
+    const watched = scratch.freshDir();
+    const elsewhere = scratch.freshDir();
     const from = path.join(watched, 'sub');
     const to = path.join(elsewhere, 'sub-moved');
     fs.mkdirSync(from);
@@ -349,8 +342,8 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('RENAME into the watched directory: the kernel reports only the new side', () => {
-    const watched = freshDir();
-    const elsewhere = freshDir();
+    const watched = scratch.freshDir();
+    const elsewhere = scratch.freshDir();
     const from = path.join(elsewhere, 'incoming');
     const to = path.join(watched, 'arrived');
     fs.writeFileSync(from, '');
@@ -370,8 +363,8 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('RENAME across two watched directories gives both full paths', () => {
-    const a = freshDir();
-    const b = freshDir();
+    const a = scratch.freshDir();
+    const b = scratch.freshDir();
     const from = path.join(a, 'travel');
     const to = path.join(b, 'travelled');
     fs.writeFileSync(from, '');
@@ -391,7 +384,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('DELETE_SELF of a watched file', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'doomed');
     fs.writeFileSync(file, '');
     using fan = new Fanotify();
@@ -407,7 +400,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('DELETE_SELF of a watched directory (ONDIR)', () => {
-    const parent = freshDir();
+    const parent = scratch.freshDir();
     const dir = path.join(parent, 'doomed-dir');
     fs.mkdirSync(dir);
     using fan = new Fanotify();
@@ -420,7 +413,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('MOVE_SELF of a watched file, and of a watched directory (ONDIR)', () => {
-    const parent = freshDir();
+    const parent = scratch.freshDir();
     const file = path.join(parent, 'mover');
     const dir = path.join(parent, 'mover-dir');
     fs.writeFileSync(file, '');
@@ -449,7 +442,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('after a watched directory is renamed, events inside it report its new path', () => {
-    const parent = freshDir();
+    const parent = scratch.freshDir();
     const dir = path.join(parent, 'was-here');
     const moved = path.join(parent, 'now-here');
     fs.mkdirSync(dir);
@@ -467,7 +460,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('OPEN_EXEC when a binary on the tmpfs is executed by a child', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const bin = path.join(dir, 'true-copy');
     fs.copyFileSync('/bin/true', bin);
     fs.chmodSync(bin, 0o755);
@@ -492,7 +485,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('OPEN_EXEC and OPEN together: an exec is also an open', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const bin = path.join(dir, 'true-copy');
     fs.copyFileSync('/bin/true', bin);
     fs.chmodSync(bin, 0o755);
@@ -507,7 +500,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('OPEN of the watched directory itself is reported with isDirectory', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     fs.writeFileSync(path.join(dir, 'entry'), '');
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.OPEN);
@@ -517,8 +510,8 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('adding watches reports nothing by itself (no open by the library shows up)', () => {
-    const a = freshDir();
-    const b = freshDir();
+    const a = scratch.freshDir();
+    const b = scratch.freshDir();
     const file = path.join(b, 'f');
     fs.writeFileSync(file, '');
     using fan = new Fanotify();
@@ -534,7 +527,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('onChildren: false reports the directory itself but not its children', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'child');
     fs.writeFileSync(file, 'x');
     using fan = new Fanotify();
@@ -555,7 +548,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('by default a directory watch reports its children (EVENT_ON_CHILD) but not grandchildren', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const sub = path.join(dir, 'sub');
     fs.mkdirSync(sub);
     const deep = path.join(sub, 'deep');
@@ -572,7 +565,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('onDir: false leaves out events on directories; files are still reported', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.OPEN | MaskFlags.CREATE, { onDir: false });
 
@@ -588,7 +581,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('by default (onDir) a directory watch reports mkdir as CREATE|ONDIR and opening itself as OPEN', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.OPEN | MaskFlags.CREATE);
 
@@ -602,7 +595,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('a watch on a file reports that file only, never its siblings', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'watched');
     const sibling = path.join(dir, 'sibling');
     fs.writeFileSync(file, '');
@@ -629,7 +622,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('types(), description() and toJSON() of a CREATE|ONDIR event', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.CREATE);
     const sub = path.join(dir, 'json-dir');
@@ -659,7 +652,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
   });
 
   test('toJSON() of a CLOSE_NOWRITE event with processInfo is JSON-serialisable too', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'f');
     fs.writeFileSync(file, 'x');
     using fan = new Fanotify({ processInfo: true });

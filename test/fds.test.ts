@@ -10,6 +10,7 @@ import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { collectUntil } from './helpers/events';
 import { reapAll, runChild, startChild } from './helpers/child';
+import { thrown } from './helpers/errors';
 
 /** This process's open fds, by number, with what each points to. */
 function openFds(): Map<number, string> {
@@ -36,29 +37,14 @@ function diff(before: Map<number, string>, after: Map<number, string>): { opened
 }
 
 /** The error a call throws (fails the test if it does not throw). */
-function thrown(fn: () => unknown): FanotifyError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FanotifyError);
-    return err as FanotifyError;
-  }
-  throw new Error('expected a FanotifyError, but the call returned');
-}
 
 describeRoot('fds and close()', () => {
   let scratch: Scratch;
-  let counter = 0;
 
-  function freshDir(): string {
-    const dir = scratch.file(`t${++counter}`);
-    fs.mkdirSync(dir);
-    return dir;
-  }
 
   /** Every kind of group (fd and FID) on a directory, one round of events read. */
   function warmUp(): void {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.CREATE | MaskFlags.OPEN | MaskFlags.CLOSE);
     fs.writeFileSync(path.join(dir, 'w'), '');
@@ -76,7 +62,7 @@ describeRoot('fds and close()', () => {
   });
 
   test('2000+ events read: no fd left open per event; close() returns every fd', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const before = openFds();
     const fan = new Fanotify();
     try {
@@ -115,7 +101,7 @@ describeRoot('fds and close()', () => {
   });
 
   test('events read but never looked at, and events still queued at close(), leak nothing', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const before = openFds();
     {
       using fan = new Fanotify();
@@ -127,7 +113,7 @@ describeRoot('fds and close()', () => {
   });
 
   test('no fanotify fd (or any other of its fds) leaks into a spawned child', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const before = openFds();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.CREATE | MaskFlags.OPEN | MaskFlags.CLOSE);
@@ -146,7 +132,7 @@ describeRoot('fds and close()', () => {
   });
 
   test('a child started while the instance watches has none of its fds in /proc/<pid>/fd', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     using fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.CREATE | MaskFlags.OPEN);
     const child = startChild('sleep', ['5'], 10000);
@@ -173,7 +159,7 @@ describeRoot('fds and close()', () => {
   });
 
   test('close() is idempotent and never throws; closed says so', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const fan = new Fanotify();
     expect(fan.closed).toBe(false);
     fan.addWatch(dir, MaskFlags.OPEN);
@@ -215,7 +201,7 @@ describeRoot('fds and close()', () => {
   });
 
   test('Symbol.dispose: `using` closes the instance and returns its fds', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const before = openFds();
     let kept: Fanotify;
     {
@@ -230,7 +216,7 @@ describeRoot('fds and close()', () => {
   });
 
   test('after close(): reads, watches and settings throw Closed; events() ends', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const fan = new Fanotify();
     fan.addWatch(dir, MaskFlags.OPEN | MaskFlags.CREATE);
     fs.writeFileSync(path.join(dir, 'queued'), ''); // something queued at close
@@ -255,7 +241,7 @@ describeRoot('fds and close()', () => {
   });
 
   test('closing while events are queued leaves the same directory watchable by a new instance', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     {
       using first = new Fanotify();
       first.addWatch(dir, MaskFlags.CREATE);

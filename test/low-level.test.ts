@@ -13,6 +13,7 @@ import { reapAll, startNode } from './helpers/child';
 import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
+import { thrown } from './helpers/errors';
 
 const O_CLOEXEC = 0o2000000;
 const EVENT_FLAGS = fs.constants.O_RDONLY | O_CLOEXEC;
@@ -21,17 +22,6 @@ function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-function thrown(fn: () => unknown): FanotifyError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  if (err === undefined) throw new Error('expected a throw');
-  expect(err).toBeInstanceOf(FanotifyError);
-  return err as FanotifyError;
-}
 
 /** Reads a non-blocking group until `done` or the deadline; sleeps briefly between empty reads. */
 function readUntil(fd: number, done: (evs: RawEvent[]) => boolean, timeoutMs = 3000): RawEvent[] {

@@ -8,22 +8,16 @@ import { collectFor, collectUntil } from './helpers/events';
 
 describeRoot('mark options: mntns, dontFollow, evictable', () => {
   let scratch: Scratch;
-  let counter = 0;
   beforeAll(() => (scratch = mountTmpfs()));
   afterAll(() => scratch.cleanup());
 
-  function freshDir(): string {
-    const dir = scratch.file(`m${++counter}`);
-    fs.mkdirSync(dir);
-    return dir;
-  }
 
   test("mark: 'mntns' reports mounts attached and detached in this mount namespace", () => {
     if (!capabilities().mntns) {
       console.warn('skipping: mount events need Linux 6.15');
       return;
     }
-    const point = path.join(freshDir(), 'point');
+    const point = path.join(scratch.freshDir(), 'point');
     fs.mkdirSync(point);
     using fan = new Fanotify();
     // npm test runs in a private mount namespace, so this sees only our mounts.
@@ -40,7 +34,7 @@ describeRoot('mark options: mntns, dontFollow, evictable', () => {
   });
 
   test('dontFollow marks the symbolic link itself, not its target', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const target = path.join(dir, 'target');
     const link = path.join(dir, 'link');
     fs.writeFileSync(target, 'x');
@@ -62,7 +56,7 @@ describeRoot('mark options: mntns, dontFollow, evictable', () => {
   });
 
   test('evictable: an inode mark that reports events; refused on mount marks', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'f');
     fs.writeFileSync(file, 'x');
     using fan = new Fanotify();

@@ -5,10 +5,11 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Fanotify, FanotifyError, FanotifyEvent, FanotifyFlags, MaskFlags } from '../lib';
+import { Fanotify, FanotifyEvent, FanotifyFlags, MaskFlags } from '../lib';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { collectFor, collectUntil } from './helpers/events';
+import { thrown } from './helpers/errors';
 
 const WAIT_MS = 3000;
 
@@ -24,15 +25,6 @@ function waitFor(fan: Fanotify, match: (ev: FanotifyEvent) => boolean, what: str
 }
 
 /** The error a call throws (fails the test if it does not throw). */
-function thrown(fn: () => unknown): FanotifyError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FanotifyError);
-    return err as FanotifyError;
-  }
-  throw new Error('expected a FanotifyError, but the call returned');
-}
 
 /** How many fanotify groups this process holds open. */
 function fanotifyFds(): number {
@@ -53,11 +45,6 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
   let counter = 0;
   const pid = process.pid;
 
-  function freshDir(): string {
-    const dir = scratch.file(`t${++counter}`);
-    fs.mkdirSync(dir);
-    return dir;
-  }
 
   beforeAll(() => {
     scratch = mountTmpfs();
@@ -108,7 +95,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
     });
 
     test('OPEN, MODIFY and CLOSE_WRITE anywhere on the mount, with full paths', () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const nested = path.join(dir, 'a', 'b');
       fs.mkdirSync(nested, { recursive: true });
       const file = path.join(nested, 'deep-file');
@@ -143,7 +130,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
 
   describe("mark: 'filesystem'", () => {
     test('sees CREATE, CLOSE_WRITE and DELETE in nested directories, with full paths', () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       using fan = new Fanotify();
       fan.addWatch(scratch.dir, MaskFlags.CREATE | MaskFlags.DELETE | MaskFlags.CLOSE_WRITE, { mark: 'filesystem' });
 
@@ -170,7 +157,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
     });
 
     test('RENAME between two unwatched nested directories reports both sides', () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const from = path.join(dir, 'x', 'old');
       const to = path.join(dir, 'y', 'z', 'new');
       fs.mkdirSync(path.dirname(from), { recursive: true });
@@ -186,7 +173,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
 
     test('a filesystem mark on the outer tmpfs does not see the tmpfs mounted inside it', () => {
       const innerDir = path.join(inner, `fs-${counter++}`);
-      const outerDir = freshDir();
+      const outerDir = scratch.freshDir();
       using fan = new Fanotify();
       fan.addWatch(scratch.dir, MaskFlags.CREATE | MaskFlags.CLOSE_WRITE | MaskFlags.ACCESS, { mark: 'filesystem' });
 
@@ -218,7 +205,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
 
   describe('removeWatch', () => {
     test('removing the whole mark stops every event', () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const file = path.join(dir, 'f');
       using fan = new Fanotify();
       fan.addWatch(dir, MaskFlags.CREATE | MaskFlags.CLOSE_WRITE | MaskFlags.DELETE);
@@ -238,7 +225,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
     });
 
     test('removing part of a mask keeps the rest', () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const file = path.join(dir, 'f');
       fs.writeFileSync(file, '');
       using fan = new Fanotify();
@@ -270,7 +257,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
     });
 
     test('removing ONDIR-scoped events of a directory keeps its children reported', () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       using fan = new Fanotify();
       fan.addWatch(dir, MaskFlags.CREATE | MaskFlags.OPEN);
       fan.removeWatch(dir, MaskFlags.CREATE);
@@ -281,7 +268,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
     });
 
     test("removing a mount mark needs mark: 'mount' again", () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       const file = path.join(dir, 'f');
       using fan = new Fanotify();
       fan.addWatch(scratch.dir, MaskFlags.CLOSE_WRITE, { mark: 'mount' });
@@ -294,7 +281,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
     });
 
     test('removing a filesystem mark stops its events', () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       using fan = new Fanotify();
       fan.addWatch(scratch.dir, MaskFlags.CREATE, { mark: 'filesystem' });
       const a = path.join(dir, 'a');
@@ -309,7 +296,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
   describe('withFlags', () => {
     test('FID flags: exactly one group, and CREATE (which needs FID) works', () => {
       const before = fanotifyFds();
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       using fan = Fanotify.withFlags(FanotifyFlags.CLASS_NOTIF | FanotifyFlags.REPORT_DFID_NAME | FanotifyFlags.REPORT_FID);
       expect(fanotifyFds()).toBe(before + 1);
       // File-content events go to the same group (as FID events): still one.
@@ -334,7 +321,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
 
     test('CLASS_NOTIF alone: one fd-reporting group; CREATE throws InvalidArgument that mentions FID', () => {
       const before = fanotifyFds();
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       using fan = Fanotify.withFlags(FanotifyFlags.CLASS_NOTIF);
       expect(fanotifyFds()).toBe(before + 1);
 
@@ -360,7 +347,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
     });
 
     test('placing a FID mark on a directory watched for OPEN does not report an open by the library itself', () => {
-      const dir = freshDir();
+      const dir = scratch.freshDir();
       using fan = Fanotify.withFlags(FanotifyFlags.CLASS_NOTIF | FanotifyFlags.REPORT_DFID_NAME | FanotifyFlags.REPORT_FID);
       fan.addWatch(dir, MaskFlags.OPEN | MaskFlags.CLOSE_NOWRITE);
       expect(collectFor(fan, 300).map(brief)).toEqual([]);

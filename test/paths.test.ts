@@ -118,14 +118,8 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
   let scratch: Scratch;
   let inner: string;
   let innerMounted = false;
-  let counter = 0;
   const pid = process.pid;
 
-  function freshDir(...nested: string[]): string {
-    const dir = scratch.file(`t${++counter}`);
-    fs.mkdirSync(path.join(dir, ...nested), { recursive: true });
-    return dir;
-  }
 
   /** A watch that covers `dir` and everything below it, in the given mode. */
   async function watchTree(src: Source, dir: string, mode: Mode, mask = MASK): Promise<void> {
@@ -160,7 +154,7 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
     afterEach(() => src.close());
 
     test('create, modify and delete in nested directories: exact full paths and names', async () => {
-      const dir = freshDir('a', 'b');
+      const dir = scratch.freshDir('a', 'b');
       await watchTree(src, dir, mode);
       const c = path.join(dir, 'a', 'b', 'c');
       const f = path.join(c, 'f.txt');
@@ -188,7 +182,7 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
     });
 
     test('a rename across directories: RENAME with oldPath/newPath/name, MOVED_FROM and MOVED_TO', async () => {
-      const dir = freshDir('x', 'deep', 'er');
+      const dir = scratch.freshDir('x', 'deep', 'er');
       fs.mkdirSync(path.join(dir, 'y', 'z'), { recursive: true });
       const from = path.join(dir, 'x', 'deep', 'er', 'file');
       const to = path.join(dir, 'y', 'z', 'renamed');
@@ -229,7 +223,7 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
       // queue until both renames are done, then it is read in one batch.
       await src.close();
       src = open(frontEnd, { queueLimit: 1 });
-      const dir = freshDir('x', 'deep', 'er');
+      const dir = scratch.freshDir('x', 'deep', 'er');
       fs.mkdirSync(path.join(dir, 'y', 'z'), { recursive: true });
       const er = path.join(dir, 'x', 'deep', 'er');
       const from = path.join(er, 'file');
@@ -274,7 +268,7 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
     });
 
     test('a deleted directory: entries deleted before it and with it, then DELETE|ONDIR with its path', async () => {
-      const dir = freshDir('gone', 'sub');
+      const dir = scratch.freshDir('gone', 'sub');
       const gone = path.join(dir, 'gone');
       const sub = path.join(gone, 'sub');
       for (const f of ['f1', 'f2']) fs.writeFileSync(path.join(gone, f), f);
@@ -316,7 +310,7 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
       // the kernel until after rm -r; the directory was never resolved before.
       await src.close();
       src = open(frontEnd, { queueLimit: 1 });
-      const dir = freshDir('never', 'sub');
+      const dir = scratch.freshDir('never', 'sub');
       const never = path.join(dir, 'never');
       const sub = path.join(never, 'sub');
       for (const f of ['a', 'b']) fs.writeFileSync(path.join(sub, f), f);
@@ -352,7 +346,7 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
     });
 
     test('a renamed directory: events inside it afterwards report the new path', async () => {
-      const dir = freshDir('w', 'sub');
+      const dir = scratch.freshDir('w', 'sub');
       const w = path.join(dir, 'w');
       const w2 = path.join(dir, 'w2');
       await watchTree(src, dir, mode, MaskFlags.CREATE | MaskFlags.MOVED_TO);
@@ -394,7 +388,7 @@ describeRoot('paths: full paths, names, renames and deleted directories', () => 
     test('the watched directory itself renamed: its children report the new path', async () => {
       const src = open(frontEnd);
       try {
-        const dir = freshDir('m');
+        const dir = scratch.freshDir('m');
         const m = path.join(dir, 'm');
         const m2 = path.join(dir, 'm2');
         await src.add(m, MaskFlags.CREATE | MaskFlags.MOVE_SELF);

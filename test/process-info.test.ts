@@ -50,22 +50,16 @@ function sleepSync(ms: number): void {
 
 describeRoot('process info', () => {
   let scratch: Scratch;
-  let counter = 0;
   const shExe = fs.realpathSync(SH);
   const nodeExe = fs.realpathSync(process.execPath);
 
-  function freshDir(): string {
-    const dir = scratch.file(`t${++counter}`);
-    fs.mkdirSync(dir);
-    return dir;
-  }
 
   beforeAll(() => (scratch = mountTmpfs()));
   afterEach(() => reapAll());
   afterAll(() => scratch?.cleanup());
 
   test("sync, processInfo: a shell child's events carry { pid, comm: 'sh', exe: realpath of /bin/sh }", async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'by-sh');
     using fan = new Fanotify({ processInfo: true });
     fan.addWatch(dir, MASK);
@@ -81,7 +75,7 @@ describeRoot('process info', () => {
   });
 
   test("async, processInfo: a node child's events carry comm 'node' and exe = realpath(process.execPath)", async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'by-node');
     const afan = new AsyncFanotify({ processInfo: true });
     try {
@@ -100,7 +94,7 @@ describeRoot('process info', () => {
   });
 
   test('async, processInfo: a shell child too (both front ends read it on the reader thread)', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'by-sh-async');
     const afan = new AsyncFanotify({ processInfo: true });
     try {
@@ -115,7 +109,7 @@ describeRoot('process info', () => {
   });
 
   test('processInfo: our own events name this process', () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'by-us');
     using fan = new Fanotify({ processInfo: true });
     fan.addWatch(dir, MASK);
@@ -126,7 +120,7 @@ describeRoot('process info', () => {
   });
 
   test('processInfo on a permission event: the process that is waiting for the answer', async () => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'guarded');
     fs.writeFileSync(file, 'guarded\n');
     const catExe = fs.realpathSync('/usr/bin/cat');
@@ -148,7 +142,7 @@ describeRoot('process info', () => {
   });
 
   test.each(['sync', 'async'])('%s, without processInfo: ev.process is null', async (frontEnd) => {
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'plain');
     let events: FanotifyEvent[];
     let child: RunningChild;
@@ -180,7 +174,7 @@ describeRoot('process info', () => {
     // queueLimit 1 and a plug event: the reader stops reading the kernel
     // queue, so the child's events stay there until after it exited, was
     // reaped, and (through ns_last_pid) its pid went to another process.
-    const dir = freshDir();
+    const dir = scratch.freshDir();
     const file = path.join(dir, 'by-the-departed');
     using fan = new Fanotify({ processInfo: true, queueLimit: 1 });
     fan.addWatch(dir, MaskFlags.CREATE);

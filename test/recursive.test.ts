@@ -14,13 +14,14 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AsyncFanotify, capabilities, Fanotify, FanotifyError, FanotifyEvent, MaskFlags } from '../lib';
+import { AsyncFanotify, capabilities, Fanotify, FanotifyEvent, MaskFlags } from '../lib';
 import { reapAll, runChild, startChild } from './helpers/child';
 import { ensureDist } from './helpers/dist';
 import { collectFor, collectUntil, withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { finished } from './helpers/wait';
+import { thrown } from './helpers/errors';
 
 const WAIT_MS = 3000;
 const QUIET_MS = 300;
@@ -54,15 +55,6 @@ function created(p: string): (evs: FanotifyEvent[]) => boolean {
 }
 
 /** The FanotifyError a call throws (fails the test if it does not throw one). */
-function thrown(fn: () => unknown): FanotifyError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FanotifyError);
-    return err as FanotifyError;
-  }
-  throw new Error('expected a FanotifyError, but the call returned');
-}
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

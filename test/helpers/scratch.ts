@@ -13,6 +13,11 @@ export interface Scratch {
   dir: string;
   /** A path inside it. */
   file(...parts: string[]): string;
+  /**
+   * A new directory t1, t2, ... inside it (with `nested` directories below
+   * it made too), so tests never see each other's events; returns tN.
+   */
+  freshDir(...nested: string[]): string;
   /** Unmounts and removes the mount point. */
   cleanup(): void;
 }
@@ -21,9 +26,15 @@ export function mountTmpfs(options = 'size=64m,mode=1777'): Scratch {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-test-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'fanotify-test', dir]);
   let mounted = true;
+  let dirs = 0;
   return {
     dir,
     file: (...parts) => path.join(dir, ...parts),
+    freshDir(...nested) {
+      const fresh = path.join(dir, `t${++dirs}`);
+      fs.mkdirSync(path.join(fresh, ...nested), { recursive: true });
+      return fresh;
+    },
     cleanup() {
       if (mounted) {
         mounted = false;
