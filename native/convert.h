@@ -25,7 +25,7 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 //       kind, mask, pid, fd, id, group,
 //       flags (1: permission group, 2: directory, 4: process info read)
 //   [1] Array, kBatchStrings per event: path, name, oldPath, newPath, comm,
-//       exe (a string, or null/a hole); its length says how many events
+//       exe (a string, or a hole where unknown); its length says how many events
 //   [2] undefined, or { [index]: { errno, message, fsError, range, mountId } }
 //       for the rare events that carry more
 constexpr size_t kBatchNumbers = 7;
