@@ -301,6 +301,27 @@ function readerCommand(kind, dir, phases, extra = []) {
   return [process.execPath, [...nodeArgs, LIB_READER, dir, String(phases), String(CONFIG.idleMs), mode, ...extra]];
 }
 
+/**
+ * The reader's end-of-phase line. The generator's close of the STOP file
+ * ends a phase, but when the kernel queue overflows (flood runs) that very
+ * event can be one of those dropped: then the STOP file is opened and closed
+ * again every 5 s until the reader answers. (Only a reader still silent
+ * after 5 s sees the extra open and close.)
+ */
+async function phaseEnd(reader, dir, stop, timeoutMs = 60_000) {
+  let exited = false;
+  void reader.done.then(() => (exited = true));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await reader.next(Math.max(1, Math.min(5_000, deadline - Date.now())));
+    } catch (err) {
+      if (exited || Date.now() >= deadline) throw err;
+      fs.closeSync(fs.openSync(path.join(dir, stop), 'r'));
+    }
+  }
+}
+
 /** One throughput run: reader `kind` against `ops` open+close pairs at `rate` (0: flat out). */
 async function throughputRun(kind, dir, ops, rate) {
   const stop = stopFile(dir); // created before the mark: its creation is no event
@@ -310,7 +331,7 @@ async function throughputRun(kind, dir, ops, rate) {
     const ready = await reader.next(20_000);
     if (ready.type !== 'ready') throw new Error(`${kind}: unexpected ${JSON.stringify(ready)}`);
     const gen = await runOnce(GEN, ['ops', dir, String(CONFIG.files), String(ops), stop, String(rate)], 60_000);
-    const phase = await reader.next(60_000);
+    const phase = await phaseEnd(reader, dir, stop);
     const exit = await reader.done;
     if (phase.type !== 'phase') throw new Error(`${kind}: unexpected ${JSON.stringify(phase)}`);
     if (exit.code !== 0) throw new Error(`${kind} exited ${exit.code ?? exit.signal}: ${exit.stderr.trim()}`);
