@@ -419,7 +419,7 @@ void Reader::run() {
           continue;
         }
         if (resting && !groups_[i].permission) continue;
-        if (direct_ && groups_[i].permission && groups_[i].nonblocking) continue;  // see checkDirectGroups
+        if (direct_ && groups_[i].directReadable()) continue;  // see checkDirectGroups
         fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
         fdGroup.push_back(static_cast<int>(i));
       }
@@ -433,7 +433,7 @@ void Reader::run() {
       };
       if (resting) wakeBy(notificationsRestUntil_);
       for (const auto& g : groups_)
-        if (direct_ && g.permission && g.nonblocking) wakeBy(nextDirectCheck_);
+        if (direct_ && g.directReadable()) wakeBy(nextDirectCheck_);
       if (buf.size() != options_.bufferSize) buf.resize(options_.bufferSize);
     }
 

@@ -126,6 +126,8 @@ class Reader {
     ScopePtr scope;    // null: unfiltered
     // Direct mode: readable when this thread last looked (checkDirectGroups).
     bool readableAtLastLook = false;
+    // In direct mode, JavaScript reads this group (see setDirectPermissions).
+    bool directReadable() const { return permission && nonblocking; }
   };
   struct Pending {
     int groupFd;

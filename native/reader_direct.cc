@@ -37,7 +37,7 @@ std::vector<int> Reader::directPermissionFds() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<int> fds;
   for (const auto& g : groups_)
-    if (g.permission && g.nonblocking) fds.push_back(g.fd);
+    if (g.directReadable()) fds.push_back(g.fd);
   return fds;
 }
 
@@ -48,7 +48,7 @@ void Reader::readPermissionsDirect(int fd, std::vector<Event>& out) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     for (size_t i = 0; i < groups_.size(); i++)
-      if (groups_[i].fd == fd && groups_[i].permission && groups_[i].nonblocking) index = static_cast<int>(i);
+      if (groups_[i].fd == fd && groups_[i].directReadable()) index = static_cast<int>(i);
     if (index < 0) return;
     group = groups_[index];
     if (directBuf_.size() != options_.bufferSize) directBuf_.resize(options_.bufferSize);
@@ -97,7 +97,7 @@ bool Reader::takeDirect(std::vector<Event>& out, size_t max, int timeoutMs) {
       if (takerFd_ < 0) takerFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
       fds.assign(1, pollfd{takerFd_, POLLIN, 0});
       for (const auto& g : groups_)
-        if (g.permission && g.nonblocking) fds.push_back(pollfd{g.fd, POLLIN, 0});
+        if (g.directReadable()) fds.push_back(pollfd{g.fd, POLLIN, 0});
     }
     int wait = -1;
     if (timeoutMs >= 0) {
@@ -137,7 +137,7 @@ void Reader::checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& ba
     if (!direct_ || now < nextDirectCheck_) return;
     nextDirectCheck_ = now + kDirectGrace;
     for (size_t i = 0; i < groups_.size(); i++) {
-      if (!groups_[i].permission || !groups_[i].nonblocking) continue;
+      if (!groups_[i].directReadable()) continue;
       indices.push_back(static_cast<int>(i));
       fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
     }
