@@ -64,6 +64,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   #refed = false;
   #wantRef = true;
   #stream: Readable | undefined;
+  #closing: Promise<void> | undefined;
   #signal: AbortSignal | undefined;
   readonly #onAbort = () => void this.close();
 
@@ -267,14 +268,21 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /** Closes the groups (pending permission events get defaultResponse), ends every consumer, emits 'close'. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#signal?.removeEventListener('abort', this.#onAbort);
-    this.#core.close();
+    // Pending permission events are answered now; the kernel's teardown of
+    // the groups (up to tens of ms) happens off this thread.
+    const released = this.#core.closeAsync();
     this.#queue.length = 0;
     this.#held = [];
     for (const waiter of this.#waiters.splice(0)) waiter.closed();
     this.#stream?.push(null);
+    await released;
     this.emit('close');
   }
 

@@ -434,10 +434,24 @@ export class Core implements Responder {
   }
 
   close(): void {
-    if (this.isClosed) return;
+    if (this.beginClose()) this.reader.close();
+  }
+
+  /**
+   * close() that leaves the kernel's teardown of the groups (up to tens of
+   * ms) off the JavaScript thread; resolves once every fd is closed. Pending
+   * permission events are answered before it returns, as with close().
+   */
+  closeAsync(): Promise<void> {
+    return this.beginClose() ? this.reader.closeAsync() : Promise.resolve();
+  }
+
+  /** False if already closed. */
+  private beginClose(): boolean {
+    if (this.isClosed) return false;
     this.isClosed = true;
     this.marks.clear();
-    this.reader.close();
+    return true;
   }
 
   /** Which group each part of a mask goes to. */

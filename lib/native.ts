@@ -95,6 +95,8 @@ export interface NativeReader {
   groupFd(group: number): number;
   setScope(group: number, rules: NativeScopeRule[]): void;
   close(): void;
+  /** close(), with the group and mount fds closed on another thread; resolves after. */
+  closeAsync(): Promise<void>;
 }
 
 export interface NativeAddon {

@@ -60,6 +60,8 @@ std::string mountRoot(std::string path, dev_t dev) {
 
 }  // namespace
 
+PathResolver::PathResolver() : procFds_(open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {}
+
 PathResolver::~PathResolver() { closeAll(); }
 
 uint64_t PathResolver::fsidKey(const int32_t fsid[2]) {
@@ -135,11 +137,11 @@ void PathResolver::rememberMarked(int dirfd, const std::string& path, bool follo
 }
 
 // "/proc/self/fd/N" costs a walk of three components and the magic "self"
-// link per event; readlinkat against /proc/self/fd, opened once, walks one.
-// Permission events pay this on the critical path of the blocked open().
-// The directory is the fd table the process's threads share.
-bool PathResolver::fromFd(int fd, std::string& out) {
-  static const int fdDir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+// link per event; readlinkat against /proc/self/fd, opened once per reader,
+// walks one. Permission events pay this on the critical path of the blocked
+// open(). The directory is the fd table the process's threads share.
+bool PathResolver::fromFd(int fd, std::string& out) const {
+  const int fdDir = procFds_;
   char name[16];
   char* p = name + sizeof(name);
   *--p = '\0';
@@ -230,10 +232,15 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
   return true;
 }
 
-void PathResolver::closeAll() {
+void PathResolver::closeAll(std::vector<int>* later) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [fsid, mount] : mountFds_)
-    if (mount.fd >= 0) close(mount.fd);
+  if (procFds_ >= 0) close(procFds_);
+  procFds_ = -1;
+  for (auto& [fsid, mount] : mountFds_) {
+    if (mount.fd < 0) continue;
+    if (later) later->push_back(mount.fd);
+    else close(mount.fd);
+  }
   mountFds_.clear();
   marked_.clear();
   cache_.clear();

@@ -28,7 +28,7 @@ namespace fan {
 
 class PathResolver {
  public:
-  PathResolver() = default;
+  PathResolver();
   ~PathResolver();
   PathResolver(const PathResolver&) = delete;
   PathResolver& operator=(const PathResolver&) = delete;
@@ -40,7 +40,7 @@ class PathResolver {
   void rememberMarked(int dirfd, const std::string& path, bool followLinks);
 
   // "/proc/self/fd/N" -> path, with the " (deleted)" suffix removed.
-  static bool fromFd(int fd, std::string& out);
+  bool fromFd(int fd, std::string& out) const;
 
   // A directory or file handle (plus its name, if any) -> path.
   bool fromHandle(const FileIdRecord& fid, std::string& out);
@@ -50,11 +50,14 @@ class PathResolver {
   // the whole batch is resolved after all its events happened.
   void newBatch();
 
-  void closeAll();
+  // Closes the mount fds, or with `later`, hands them over to be closed by the caller.
+  void closeAll(std::vector<int>* later = nullptr);
 
  private:
   // An fd on a detached clone of the mount, and where the original is
   // mounted: paths read through the clone are relative to its root.
+  // /proc/self/fd, for readlinkat (see fromFd); closed by closeAll.
+  int procFds_ = -1;
   struct MountFd {
     int fd;
     std::string root;

@@ -343,7 +343,7 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   }
 
   ev.isDirectory = (raw.mask & FAN_ONDIR) != 0;
-  if (raw.fd >= 0) ev.hasPath = PathResolver::fromFd(raw.fd, ev.path);
+  if (raw.fd >= 0) ev.hasPath = paths_.fromFd(raw.fd, ev.path);
 
   const FileIdRecord* dirName = raw.findFid(FAN_EVENT_INFO_TYPE_DFID_NAME);
   const FileIdRecord* oldName = raw.findFid(FAN_EVENT_INFO_TYPE_OLD_DFID_NAME);
@@ -497,7 +497,7 @@ void Reader::run() {
   }
 }
 
-void Reader::close() {
+void Reader::close(std::vector<int>* later) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -514,8 +514,11 @@ void Reader::close() {
     groups.swap(groups_);
     notify_ = nullptr;
   }
-  for (const auto& g : groups) ::close(g.fd);
-  paths_.closeAll();
+  for (const auto& g : groups) {
+    if (later) later->push_back(g.fd);
+    else ::close(g.fd);
+  }
+  paths_.closeAll(later);
   closeIfOpen(wakeFd_);
   wakeFd_ = -1;
   closeIfOpen(takerFd_);  // the thread that wrote it is joined; take() runs on the closing thread

@@ -114,7 +114,11 @@ class Reader {
   // wake this thread so that it keeps their deadlines.
   void afterDirectDelivery();
 
-  void close();
+  // Stops the thread, answers every pending permission event, and closes the
+  // groups. With `later`, the group and mount fds are handed over instead of
+  // closed (see ReaderWrap::CloseAsync): closing a group that had marks
+  // waits in the kernel.
+  void close(std::vector<int>* later = nullptr);
   bool closed() const { return closed_.load(); }
 
  private:

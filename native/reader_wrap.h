@@ -37,6 +37,7 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value GroupFd(const Napi::CallbackInfo& info);
   Napi::Value SetScope(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value CloseAsync(const Napi::CallbackInfo& info);
 
   static void OnAsync(uv_async_t* handle);
   static void OnPermissionReadable(uv_poll_t* handle, int status, int events);
@@ -47,7 +48,8 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Float64Array NumbersFor(size_t events);
   static void OnEnvCleanup(void* self);
   void Deliver();
-  void Shutdown();
+  // `later`: see Reader::close.
+  void Shutdown(std::vector<int>* later = nullptr);
 
   napi_env env_;
   std::unique_ptr<Reader> reader_;

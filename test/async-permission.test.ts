@@ -287,6 +287,29 @@ describeRoot('AsyncFanotify permission events: the safety rules', () => {
     expect(pids).toContain(process.pid);
   });
 
+  test('close() answers pending events at once and resolves only after every group and mount fd is closed', async () => {
+    // The fds are closed on another thread (the kernel's teardown of a group
+    // with marks can take tens of ms); the promise must not resolve earlier.
+    const before = fdLinks('self');
+    const afan = await guard({ permissionTimeout: 20000, defaultResponse: 'deny' });
+    await afan.addWatch(scratch.dir, MaskFlags.CREATE, { recursive: true }); // a filesystem mark and a mount clone
+    const held: FanotifyEvent[] = [];
+    afan.on('permission', (ev) => void held.push(ev)); // never answers
+    const child = startNode(READ_FILE, [file], 30000);
+    await waitUntil(() => held.length === 1, 5000, 'a permission event');
+    expect(fdLinks('self').length).toBeGreaterThan(before.length);
+    let closeEvents = 0;
+    afan.on('close', () => closeEvents++);
+    const closing = afan.close();
+    expect(held[0].fd).toBe(-1); // answered before close() returned
+    expect(afan.close()).toBe(closing); // a second call waits for the same teardown
+    await closing;
+    expect(fdLinks('self').filter((l) => l === 'anon_inode:[fanotify]')).toEqual([]);
+    expect(fdLinks('self')).toEqual(before);
+    expect(closeEvents).toBe(1);
+    expect((await finished(child)).stdout.trim()).toBe('EPERM');
+  });
+
   test('close() while four children are blocked unblocks all four at once', async () => {
     const afan = await guard({ permissionTimeout: 20000 });
     const pending = new Map<number, FanotifyEvent>();

@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AsyncFanotify, FanotifyError, FanotifyEvent, MaskFlags } from '../lib';
+import { reapAll, runChild } from './helpers/child';
+import { ensureDist } from './helpers/dist';
 import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
@@ -82,7 +84,10 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
   afterEach(async () => {
     for (const afan of open.splice(0)) await afan.close();
   });
-  afterAll(() => scratch?.cleanup());
+  afterAll(() => {
+    reapAll();
+    scratch?.cleanup();
+  });
 
   test("'event' listener alone: every event, in order, with full paths", async () => {
     const dir = scratch.freshDir();
@@ -335,6 +340,24 @@ describeRoot('AsyncFanotify: consumption styles, each on its own', () => {
       expect((await rejectionOf(noThrow(() => afan.waitForEvent({ timeout: -1 })))).kind).toBe('InvalidArgument');
       expect((await rejectionOf(noThrow(() => afan.waitForEvent({ signal: {} as AbortSignal })))).kind).toBe('InvalidArgument');
     });
+  });
+
+  test("a throw that escapes every listener (from an 'error' listener) reaches process 'uncaughtException'", async () => {
+    // In a child: jest has its own uncaughtException handling.
+    ensureDist();
+    const dir = scratch.freshDir();
+    const code = `
+      const { AsyncFanotify, MaskFlags } = require(process.argv[1]);
+      process.on('uncaughtException', (e) => { console.log('uncaught: ' + e.message); process.exit(0); });
+      (async () => {
+        const afan = new AsyncFanotify();
+        await afan.addWatch(process.argv[2], MaskFlags.CREATE);
+        afan.on('event', () => { throw new Error('from the listener'); });
+        afan.on('error', (e) => { throw new Error('from the error listener, after ' + e.message); });
+        require('fs').writeFileSync(process.argv[2] + '/x', '');
+      })();`;
+    const r = await runChild(process.execPath, ['-e', code, path.resolve(__dirname, '../dist'), dir], 10000);
+    expect(r.stdout.trim()).toBe('uncaught: from the error listener, after from the listener');
   });
 
   test("options.signal: aborting closes the instance, emits 'close' once and ends pending consumers", async () => {

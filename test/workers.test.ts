@@ -70,6 +70,27 @@ const { AsyncFanotify, MaskFlags } = require(workerData.dist);
 })().catch((e) => parentPort.postMessage({ type: 'failed', message: String((e && e.stack) || e) }));
 `;
 
+/**
+ * A worker that, on its first permission event, starts close() and exits at
+ * once: its environment goes away while the group fds are being closed on
+ * the library's closing thread.
+ */
+const CLOSING_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { AsyncFanotify, MaskFlags } = require(workerData.dist);
+(async () => {
+  const afan = new AsyncFanotify({ permissionTimeout: 60000 });
+  await afan.addWatch(workerData.file, MaskFlags.OPEN_PERM);
+  await afan.addWatch(workerData.dir, MaskFlags.CREATE, { recursive: true });
+  afan.on('permission', (ev) => {
+    parentPort.postMessage({ type: 'permission', pid: ev.pid });
+    void afan.close();
+    process.exit(0);
+  });
+  parentPort.postMessage({ type: 'ready' });
+})().catch((e) => parentPort.postMessage({ type: 'failed', message: String((e && e.stack) || e) }));
+`;
+
 interface Message {
   type: string;
   [key: string]: unknown;
@@ -163,6 +184,17 @@ describeRoot('AsyncFanotify in worker threads', () => {
     const results = await withTimeout(Promise.all(openers.map((o) => o.done)), 5000, 'the openers after the worker exited (permissionTimeout is 60 s)');
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(results.map((r) => r.stdout.trim())).toEqual(['ok', 'ok']);
+  });
+
+  test('a worker that exits while close() is still closing its groups: no crash, the opener finishes promptly', async () => {
+    const file = guardedFile();
+    const w = startWorker(CLOSING_WORKER, { file, dir: scratch.dir });
+    await w.ready();
+    const opener = startNode(READ_FILE, [file], 60000);
+    await waitUntil(() => w.exited !== undefined, 8000, 'the worker to exit');
+    expect([w.exited, w.error, w.of('permission').map((m) => m.pid)]).toEqual([0, undefined, [opener.pid]]);
+    const result = await withTimeout(opener.done, 5000, 'the opener after the worker exited (permissionTimeout is 60 s)');
+    expect(result.stdout.trim()).toBe('ok');
   });
 
   test('instances in several workers and the main thread at once all receive their events and answer their permission events', async () => {
