@@ -12,8 +12,6 @@ import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { thrown } from './helpers/errors';
 
-/** Calls `fn`, which must throw synchronously; returns the FanotifyError. */
-
 /** The fanotify group fds this process holds (to show a failed call leaks none). */
 function fanotifyFds(): string[] {
   const out: string[] = [];

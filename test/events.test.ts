@@ -11,26 +11,14 @@ import * as path from 'node:path';
 import { Fanotify, FanotifyEvent, MaskFlags } from '../lib';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
-import { collectFor, collectUntil } from './helpers/events';
+import { collectFor, collectUntil, brief, waitForMatch } from './helpers/events';
 import { reapAll, startChild } from './helpers/child';
 
 const WAIT_MS = 3000;
 
-/** Reads until an event matches; returns everything read, plus what is already available. */
-function waitFor(fan: Fanotify, match: (ev: FanotifyEvent) => boolean, what: string): FanotifyEvent[] {
-  const events = collectUntil(fan, (evs) => evs.some(match), WAIT_MS);
-  const at = events.findIndex(match);
-  if (at < 0) throw new Error(`no ${what} event within ${WAIT_MS} ms; saw: ${JSON.stringify(events.map(brief))}`);
-  return events.concat(remaining(fan));
-}
-
 /** Whatever else is already available, without waiting. */
 function remaining(fan: Fanotify): FanotifyEvent[] {
   return fan.readEvents({ timeout: 0 });
-}
-
-function brief(ev: FanotifyEvent): [string, string | null] {
-  return [ev.types().join('|'), ev.path];
 }
 
 /** The fields a test pins for one event. */
@@ -75,7 +63,7 @@ function helpers(ev: FanotifyEvent): string[] {
 
 /** One operation, exactly one event: returns it. */
 function expectOne(fan: Fanotify, match: (ev: FanotifyEvent) => boolean, what: string, expected: Summary): FanotifyEvent {
-  const events = waitFor(fan, match, what);
+  const events = waitForMatch(fan, match, what);
   const pick = expected.name === undefined ? contentSummary : summary;
   // First the event under test, then: nothing else.
   expect(events.filter(match).map(pick)).toEqual([expected]);
@@ -88,7 +76,7 @@ function expectOne(fan: Fanotify, match: (ev: FanotifyEvent) => boolean, what: s
  * OPEN (ONDIR in types where the kernel reports it), isDirectory, our pid.
  */
 function openOfDir(fan: Fanotify, dir: string): FanotifyEvent[] {
-  const events = waitFor(fan, (e) => e.isOpen(), 'OPEN of the directory');
+  const events = waitForMatch(fan, (e) => e.isOpen(), 'OPEN of the directory');
   expect(events.map(brief)).toEqual([[expect.stringMatching(/^OPEN(\|ONDIR)?$/), dir]]);
   expect(events[0].isDirectory).toBe(true);
   expect(events[0].pid).toBe(process.pid);
@@ -99,7 +87,6 @@ function openOfDir(fan: Fanotify, dir: string): FanotifyEvent[] {
 describeRoot('events: every notification event on a tmpfs, through the sync Fanotify', () => {
   let scratch: Scratch;
   const pid = process.pid;
-
 
   beforeAll(() => (scratch = mountTmpfs()));
   afterAll(() => {
@@ -191,7 +178,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(dir, MaskFlags.ATTRIB);
 
     fs.chmodSync(file, 0o600);
-    const onFile = waitFor(fan, (e) => e.isAttrib(), 'ATTRIB on file');
+    const onFile = waitForMatch(fan, (e) => e.isAttrib(), 'ATTRIB on file');
     expect(onFile.map(brief)).toEqual([['ATTRIB', file]]);
     expect(onFile[0].mask).toBe(MaskFlags.ATTRIB);
     expect(onFile[0].isDirectory).toBe(false);
@@ -199,14 +186,14 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     expect(helpers(onFile[0])).toEqual(['attrib']);
 
     fs.chmodSync(dir, 0o750);
-    const onDir = waitFor(fan, (e) => e.isAttrib(), 'ATTRIB on dir');
+    const onDir = waitForMatch(fan, (e) => e.isAttrib(), 'ATTRIB on dir');
     expect(onDir.map(brief)).toEqual([['ATTRIB|ONDIR', dir]]);
     expect(onDir[0].mask).toBe(MaskFlags.ATTRIB | MaskFlags.ONDIR);
     expect(onDir[0].isDirectory).toBe(true);
     expect(onDir[0].pid).toBe(pid);
 
     fs.utimesSync(file, new Date(1000), new Date(2000));
-    expect(waitFor(fan, (e) => e.isAttrib(), 'ATTRIB after utimes').map(brief)).toEqual([['ATTRIB', file]]);
+    expect(waitForMatch(fan, (e) => e.isAttrib(), 'ATTRIB after utimes').map(brief)).toEqual([['ATTRIB', file]]);
   });
 
   test('CREATE and DELETE of a file and of a directory (ONDIR), with the entry name', () => {
@@ -259,7 +246,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(dir, MaskFlags.MOVED_FROM | MaskFlags.MOVED_TO);
 
     fs.renameSync(from, to);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.MOVED_TO) !== 0, 'MOVED_TO');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.MOVED_TO) !== 0, 'MOVED_TO');
     expect(events.map(summary)).toEqual([
       { types: ['MOVED_FROM'], path: from, name: 'before', isDirectory: false, pid },
       { types: ['MOVED_TO'], path: to, name: 'after', isDirectory: false, pid },
@@ -284,7 +271,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(b, MaskFlags.MOVE);
 
     fs.renameSync(from, to);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.MOVED_TO) !== 0, 'MOVED_TO');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.MOVED_TO) !== 0, 'MOVED_TO');
     expect(events.map(summary)).toEqual([
       { types: ['MOVED_FROM', 'ONDIR'], path: from, name: 'moving-dir', isDirectory: true, pid },
       { types: ['MOVED_TO', 'ONDIR'], path: to, name: 'moved-dir', isDirectory: true, pid },
@@ -302,7 +289,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(dir, MaskFlags.RENAME);
 
     fs.renameSync(from, to);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.RENAME) !== 0, 'RENAME');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.RENAME) !== 0, 'RENAME');
     expect(events).toHaveLength(1);
     const ev = events[0];
     expect(ev.mask).toBe(MaskFlags.RENAME);
@@ -327,7 +314,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(watched, MaskFlags.RENAME);
 
     fs.renameSync(from, to);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.RENAME) !== 0, 'RENAME');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.RENAME) !== 0, 'RENAME');
     expect(events).toHaveLength(1);
     const ev = events[0];
     expect(ev.mask).toBe(MaskFlags.RENAME | MaskFlags.ONDIR);
@@ -351,7 +338,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(watched, MaskFlags.RENAME);
 
     fs.renameSync(from, to);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.RENAME) !== 0, 'RENAME');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.RENAME) !== 0, 'RENAME');
     expect(events).toHaveLength(1);
     const ev = events[0];
     expect(ev.mask).toBe(MaskFlags.RENAME);
@@ -373,7 +360,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(b, MaskFlags.RENAME);
 
     fs.renameSync(from, to);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.RENAME) !== 0, 'RENAME');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.RENAME) !== 0, 'RENAME');
     expect(events).toHaveLength(1);
     expect(events[0].mask).toBe(MaskFlags.RENAME);
     expect(events[0].oldPath).toBe(from);
@@ -391,7 +378,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(file, MaskFlags.DELETE_SELF);
 
     fs.unlinkSync(file);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.DELETE_SELF) !== 0, 'DELETE_SELF');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.DELETE_SELF) !== 0, 'DELETE_SELF');
     expect(events.map(brief)).toEqual([['DELETE_SELF', file]]);
     expect(events[0].mask).toBe(MaskFlags.DELETE_SELF);
     expect(events[0].isDirectory).toBe(false);
@@ -407,7 +394,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(dir, MaskFlags.DELETE_SELF);
 
     fs.rmdirSync(dir);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.DELETE_SELF) !== 0, 'DELETE_SELF');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.DELETE_SELF) !== 0, 'DELETE_SELF');
     expect(events.map(brief)).toEqual([['DELETE_SELF|ONDIR', dir]]);
     expect(events[0].isDirectory).toBe(true);
   });
@@ -423,7 +410,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(dir, MaskFlags.MOVE_SELF);
 
     fs.renameSync(file, path.join(parent, 'moved'));
-    const onFile = waitFor(fan, (e) => (e.mask & MaskFlags.MOVE_SELF) !== 0, 'MOVE_SELF');
+    const onFile = waitForMatch(fan, (e) => (e.mask & MaskFlags.MOVE_SELF) !== 0, 'MOVE_SELF');
     expect(onFile).toHaveLength(1);
     expect(onFile[0].mask).toBe(MaskFlags.MOVE_SELF);
     expect(onFile[0].isDirectory).toBe(false);
@@ -434,7 +421,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     expect([file, path.join(parent, 'moved')]).toContain(onFile[0].path);
 
     fs.renameSync(dir, path.join(parent, 'moved-dir'));
-    const onDir = waitFor(fan, (e) => (e.mask & MaskFlags.MOVE_SELF) !== 0, 'MOVE_SELF|ONDIR');
+    const onDir = waitForMatch(fan, (e) => (e.mask & MaskFlags.MOVE_SELF) !== 0, 'MOVE_SELF|ONDIR');
     expect(onDir).toHaveLength(1);
     expect(onDir[0].types()).toEqual(['MOVE_SELF', 'ONDIR']);
     expect(onDir[0].isDirectory).toBe(true);
@@ -452,7 +439,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fs.renameSync(dir, moved);
     const file = path.join(moved, 'inside');
     fs.writeFileSync(file, 'x');
-    const events = waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE');
+    const events = waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE');
     expect(events.map(brief)).toEqual([
       ['CREATE', file],
       ['CLOSE_WRITE', file],
@@ -494,7 +481,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
 
     const child = startChild(bin, []);
     expect((await child.done).code).toBe(0);
-    const events = waitFor(fan, (e) => (e.mask & MaskFlags.OPEN_EXEC) !== 0, 'OPEN_EXEC');
+    const events = waitForMatch(fan, (e) => (e.mask & MaskFlags.OPEN_EXEC) !== 0, 'OPEN_EXEC');
     expect(events.map(brief)).toEqual([['OPEN|OPEN_EXEC', bin]]);
     expect(events[0].pid).toBe(child.pid);
   });
@@ -538,7 +525,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fs.readFileSync(file);
     const created = path.join(dir, 'created');
     fs.writeFileSync(created, '');
-    const events = waitFor(fan, (e) => e.isCreate(), 'CREATE');
+    const events = waitForMatch(fan, (e) => e.isCreate(), 'CREATE');
     expect(events.map(brief)).toEqual([['CREATE', created]]);
 
     // Opening the directory itself is still reported (onDir defaults to true).
@@ -560,7 +547,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
 
     fs.readFileSync(deep);
     fs.readFileSync(child);
-    const events = waitFor(fan, (e) => e.path === child, 'CLOSE_NOWRITE on the child');
+    const events = waitForMatch(fan, (e) => e.path === child, 'CLOSE_NOWRITE on the child');
     expect(events.map(brief)).toEqual([['CLOSE_NOWRITE', child]]);
   });
 
@@ -573,7 +560,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fs.mkdirSync(path.join(dir, 'subdir')); // CREATE|ONDIR: not reported
     const file = path.join(dir, 'file');
     fs.writeFileSync(file, '');
-    const events = waitFor(fan, (e) => e.isOpen() && e.path === file, 'OPEN of the file');
+    const events = waitForMatch(fan, (e) => e.isOpen() && e.path === file, 'OPEN of the file');
     expect(events.map(brief)).toEqual([
       ['CREATE', file],
       ['OPEN', file],
@@ -587,7 +574,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
 
     const sub = path.join(dir, 'subdir');
     fs.mkdirSync(sub);
-    expect(waitFor(fan, (e) => e.isCreate(), 'CREATE|ONDIR').map(summary)).toEqual([
+    expect(waitForMatch(fan, (e) => e.isCreate(), 'CREATE|ONDIR').map(summary)).toEqual([
       { types: ['CREATE', 'ONDIR'], path: sub, name: 'subdir', isDirectory: true, pid },
     ]);
     fs.readdirSync(dir);
@@ -607,15 +594,15 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fs.chmodSync(sibling, 0o600);
     const fd = fs.openSync(file, 'r+'); // not 'w': O_TRUNC would be a MODIFY too
     try {
-      expect(waitFor(fan, (e) => e.isOpen(), 'OPEN').map(brief)).toEqual([['OPEN', file]]);
+      expect(waitForMatch(fan, (e) => e.isOpen(), 'OPEN').map(brief)).toEqual([['OPEN', file]]);
       fs.writeSync(fd, 'me');
-      expect(waitFor(fan, (e) => e.isModify(), 'MODIFY').map(brief)).toEqual([['MODIFY', file]]);
+      expect(waitForMatch(fan, (e) => e.isModify(), 'MODIFY').map(brief)).toEqual([['MODIFY', file]]);
     } finally {
       fs.closeSync(fd);
     }
-    expect(waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE').map(brief)).toEqual([['CLOSE_WRITE', file]]);
+    expect(waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE').map(brief)).toEqual([['CLOSE_WRITE', file]]);
     fs.chmodSync(file, 0o600);
-    const attrib = waitFor(fan, (e) => e.isAttrib(), 'ATTRIB');
+    const attrib = waitForMatch(fan, (e) => e.isAttrib(), 'ATTRIB');
     expect(attrib.map(brief)).toEqual([['ATTRIB', file]]);
     expect(attrib[0].isDirectory).toBe(false);
     expect(collectFor(fan, 200).map(brief)).toEqual([]);
@@ -627,7 +614,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     fan.addWatch(dir, MaskFlags.CREATE);
     const sub = path.join(dir, 'json-dir');
     fs.mkdirSync(sub);
-    const [ev] = waitFor(fan, (e) => e.isCreate(), 'CREATE');
+    const [ev] = waitForMatch(fan, (e) => e.isCreate(), 'CREATE');
 
     expect(ev.types()).toEqual(['CREATE', 'ONDIR']);
     const line = ev.description();
@@ -658,7 +645,7 @@ describeRoot('events: every notification event on a tmpfs, through the sync Fano
     using fan = new Fanotify({ processInfo: true });
     fan.addWatch(dir, MaskFlags.CLOSE_NOWRITE);
     fs.readFileSync(file);
-    const [ev] = waitFor(fan, (e) => e.isClose(), 'CLOSE_NOWRITE');
+    const [ev] = waitForMatch(fan, (e) => e.isClose(), 'CLOSE_NOWRITE');
     const text = JSON.stringify(ev);
     const parsed = JSON.parse(text);
     expect(parsed).toEqual(ev.toJSON());

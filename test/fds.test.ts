@@ -36,11 +36,8 @@ function diff(before: Map<number, string>, after: Map<number, string>): { opened
   return { opened, closed };
 }
 
-/** The error a call throws (fails the test if it does not throw). */
-
 describeRoot('fds and close()', () => {
   let scratch: Scratch;
-
 
   /** Every kind of group (fd and FID) on a directory, one round of events read. */
   function warmUp(): void {

@@ -17,20 +17,7 @@ import * as path from 'node:path';
 import { Fanotify, FanotifyError, FanotifyEvent, MaskFlags } from '../lib';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
-import { collectUntil } from './helpers/events';
-
-const WAIT_MS = 3000;
-
-function brief(ev: FanotifyEvent): [string, string | null] {
-  return [ev.types().join('|'), ev.path];
-}
-
-/** Reads until an event matches; returns everything read, plus what is already available. */
-function waitFor(fan: Fanotify, match: (ev: FanotifyEvent) => boolean, what: string): FanotifyEvent[] {
-  const events = collectUntil(fan, (evs) => evs.some(match), WAIT_MS);
-  if (!events.some(match)) throw new Error(`no ${what} event within ${WAIT_MS} ms; saw: ${JSON.stringify(events.map(brief))}`);
-  return events.concat(fan.readEvents({ timeout: 0 }));
-}
+import { brief, waitForMatch } from './helpers/events';
 
 /** Opens and closes `file` read-only: OPEN then CLOSE_NOWRITE, nothing else. */
 function openClose(file: string): void {
@@ -56,12 +43,12 @@ function byPath(events: FanotifyEvent[]): Array<[string | null, string]> {
 /** The events up to the marker's CLOSE_NOWRITE, marker included, per path. */
 function untilMarker(fan: Fanotify, marker: string): Array<[string | null, string]> {
   openClose(marker);
-  return byPath(waitFor(fan, (e) => e.isClose() && e.path === marker, `CLOSE_NOWRITE on ${marker}`));
+  return byPath(waitForMatch(fan, (e) => e.isClose() && e.path === marker, `CLOSE_NOWRITE on ${marker}`));
 }
 
 /** Waits for the CLOSE of `file` and returns the union of the masks seen for it (queued events of one file may merge). */
 function masksFor(fan: Fanotify, file: string): number {
-  const events = waitFor(fan, (e) => e.isClose() && e.path === file, `CLOSE on ${file}`);
+  const events = waitForMatch(fan, (e) => e.isClose() && e.path === file, `CLOSE on ${file}`);
   expect(events.map((e) => e.path)).toEqual(events.map(() => file));
   return events.reduce((m, e) => m | e.mask, 0);
 }
@@ -124,7 +111,7 @@ describeRoot('ignore masks', () => {
     fan.addWatch(file, MaskFlags.ATTRIB, { ignore: true });
     fs.chmodSync(file, 0o600);
     fs.chmodSync(marker, 0o600);
-    expect(waitFor(fan, (e) => e.path === marker, 'ATTRIB on the marker').map(brief)).toEqual([['ATTRIB', marker]]);
+    expect(waitForMatch(fan, (e) => e.path === marker, 'ATTRIB on the marker').map(brief)).toEqual([['ATTRIB', marker]]);
   });
 
   test('without ignoreSurviveModify, a modification of the file clears the ignore mask', () => {

@@ -5,26 +5,13 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Fanotify, FanotifyEvent, FanotifyFlags, MaskFlags } from '../lib';
+import { Fanotify, FanotifyFlags, MaskFlags } from '../lib';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
-import { collectFor, collectUntil } from './helpers/events';
+import { collectFor, collectUntil, brief, waitForMatch } from './helpers/events';
 import { thrown } from './helpers/errors';
 
 const WAIT_MS = 3000;
-
-function brief(ev: FanotifyEvent): [string, string | null] {
-  return [ev.types().join('|'), ev.path];
-}
-
-/** Reads until an event matches; returns everything read, plus what is already available. */
-function waitFor(fan: Fanotify, match: (ev: FanotifyEvent) => boolean, what: string): FanotifyEvent[] {
-  const events = collectUntil(fan, (evs) => evs.some(match), WAIT_MS);
-  if (!events.some(match)) throw new Error(`no ${what} event within ${WAIT_MS} ms; saw: ${JSON.stringify(events.map(brief))}`);
-  return events.concat(fan.readEvents({ timeout: 0 }));
-}
-
-/** The error a call throws (fails the test if it does not throw). */
 
 /** How many fanotify groups this process holds open. */
 function fanotifyFds(): number {
@@ -44,7 +31,6 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
   let inner: string;
   let counter = 0;
   const pid = process.pid;
-
 
   beforeAll(() => {
     scratch = mountTmpfs();
@@ -84,7 +70,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       fan.addWatch(scratch.dir, MaskFlags.CLOSE_WRITE, { mark: 'mount' });
       const file = scratch.file(`after-refusal-${counter++}`);
       fs.writeFileSync(file, '');
-      expect(waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE').map(brief)).toEqual([['CLOSE_WRITE', file]]);
+      expect(waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE').map(brief)).toEqual([['CLOSE_WRITE', file]]);
     });
 
     test('the refusal says that a mount mark cannot carry those events', () => {
@@ -104,13 +90,13 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
 
       const fd = fs.openSync(file, 'w');
       try {
-        expect(waitFor(fan, (e) => e.isOpen(), 'OPEN').map(brief)).toEqual([['OPEN', file]]);
+        expect(waitForMatch(fan, (e) => e.isOpen(), 'OPEN').map(brief)).toEqual([['OPEN', file]]);
         fs.writeSync(fd, 'data');
-        expect(waitFor(fan, (e) => e.isModify(), 'MODIFY').map(brief)).toEqual([['MODIFY', file]]);
+        expect(waitForMatch(fan, (e) => e.isModify(), 'MODIFY').map(brief)).toEqual([['MODIFY', file]]);
       } finally {
         fs.closeSync(fd);
       }
-      const close = waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE');
+      const close = waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE');
       expect(close.map(brief)).toEqual([['CLOSE_WRITE', file]]);
       expect(close[0].pid).toBe(pid);
       expect(close[0].isDirectory).toBe(false);
@@ -124,7 +110,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       fs.writeFileSync(innerFile, 'inner');
       fs.writeFileSync(outerFile, 'outer');
       // Events of one group arrive in order: the inner write would come first.
-      expect(waitFor(fan, (e) => e.path === outerFile, 'CLOSE_WRITE on the outer file').map(brief)).toEqual([['CLOSE_WRITE', outerFile]]);
+      expect(waitForMatch(fan, (e) => e.path === outerFile, 'CLOSE_WRITE on the outer file').map(brief)).toEqual([['CLOSE_WRITE', outerFile]]);
     });
   });
 
@@ -137,15 +123,15 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       const a = path.join(dir, 'a');
       const b = path.join(a, 'b');
       fs.mkdirSync(a);
-      expect(waitFor(fan, (e) => e.isCreate(), 'CREATE a').map(brief)).toEqual([['CREATE|ONDIR', a]]);
+      expect(waitForMatch(fan, (e) => e.isCreate(), 'CREATE a').map(brief)).toEqual([['CREATE|ONDIR', a]]);
       fs.mkdirSync(b);
-      const mkdir = waitFor(fan, (e) => e.isCreate(), 'CREATE b');
+      const mkdir = waitForMatch(fan, (e) => e.isCreate(), 'CREATE b');
       expect(mkdir.map(brief)).toEqual([['CREATE|ONDIR', b]]);
       expect(mkdir[0]).toMatchObject({ name: 'b', isDirectory: true, pid });
 
       const file = path.join(b, 'leaf');
       fs.writeFileSync(file, 'x');
-      const events = waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE');
+      const events = waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE');
       expect(events.map(brief)).toEqual([
         ['CREATE', file],
         ['CLOSE_WRITE', file],
@@ -153,7 +139,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       expect(events[0]).toMatchObject({ name: 'leaf', isDirectory: false, pid });
 
       fs.unlinkSync(file);
-      expect(waitFor(fan, (e) => e.isDelete(), 'DELETE').map(brief)).toEqual([['DELETE', file]]);
+      expect(waitForMatch(fan, (e) => e.isDelete(), 'DELETE').map(brief)).toEqual([['DELETE', file]]);
     });
 
     test('RENAME between two unwatched nested directories reports both sides', () => {
@@ -166,7 +152,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       using fan = new Fanotify();
       fan.addWatch(scratch.dir, MaskFlags.RENAME, { mark: 'filesystem' });
       fs.renameSync(from, to);
-      const events = waitFor(fan, (e) => e.isMove(), 'RENAME');
+      const events = waitForMatch(fan, (e) => e.isMove(), 'RENAME');
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ mask: MaskFlags.RENAME, oldPath: from, newPath: to, path: to, name: 'new' });
     });
@@ -199,7 +185,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       fan.addWatch(inner, MaskFlags.CREATE, { mark: 'filesystem' });
       fs.writeFileSync(outerFile, '');
       fs.writeFileSync(innerFile, '');
-      expect(waitFor(fan, (e) => e.isCreate(), 'CREATE on the inner tmpfs').map(brief)).toEqual([['CREATE', innerFile]]);
+      expect(waitForMatch(fan, (e) => e.isCreate(), 'CREATE on the inner tmpfs').map(brief)).toEqual([['CREATE', innerFile]]);
     });
   });
 
@@ -210,7 +196,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       using fan = new Fanotify();
       fan.addWatch(dir, MaskFlags.CREATE | MaskFlags.CLOSE_WRITE | MaskFlags.DELETE);
       fs.writeFileSync(file, 'one');
-      expect(waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE').map(brief)).toEqual([
+      expect(waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE').map(brief)).toEqual([
         ['CREATE', file],
         ['CLOSE_WRITE', file],
       ]);
@@ -236,7 +222,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       const created = path.join(dir, 'new'); // CREATE: removed
       fs.writeFileSync(created, '');
       fs.unlinkSync(created); // DELETE: kept
-      const events = waitFor(fan, (e) => e.isDelete(), 'DELETE');
+      const events = waitForMatch(fan, (e) => e.isDelete(), 'DELETE');
       expect(events.map(brief)).toEqual(
         // The library may put CLOSE_WRITE and DELETE in two kernel groups,
         // read independently: compare as a set.
@@ -264,7 +250,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       fs.mkdirSync(path.join(dir, 'sub')); // CREATE|ONDIR: removed
       const file = path.join(dir, 'f');
       fs.writeFileSync(file, '');
-      expect(waitFor(fan, (e) => e.isOpen() && e.path === file, 'OPEN of the child').map(brief)).toEqual([['OPEN', file]]);
+      expect(waitForMatch(fan, (e) => e.isOpen() && e.path === file, 'OPEN of the child').map(brief)).toEqual([['OPEN', file]]);
     });
 
     test("removing a mount mark needs mark: 'mount' again", () => {
@@ -274,7 +260,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       fan.addWatch(scratch.dir, MaskFlags.CLOSE_WRITE, { mark: 'mount' });
       expect(thrown(() => fan.removeWatch(scratch.dir)).kind).toBe('InvalidArgument');
       fs.writeFileSync(file, '1');
-      expect(waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE').map(brief)).toEqual([['CLOSE_WRITE', file]]);
+      expect(waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE').map(brief)).toEqual([['CLOSE_WRITE', file]]);
       fan.removeWatch(scratch.dir, undefined, { mark: 'mount' });
       fs.writeFileSync(file, '2');
       expect(collectFor(fan, 300).map(brief)).toEqual([]);
@@ -286,7 +272,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       fan.addWatch(scratch.dir, MaskFlags.CREATE, { mark: 'filesystem' });
       const a = path.join(dir, 'a');
       fs.writeFileSync(a, '');
-      expect(waitFor(fan, (e) => e.isCreate(), 'CREATE').map(brief)).toEqual([['CREATE', a]]);
+      expect(waitForMatch(fan, (e) => e.isCreate(), 'CREATE').map(brief)).toEqual([['CREATE', a]]);
       fan.removeWatch(scratch.dir, undefined, { mark: 'filesystem' });
       fs.writeFileSync(path.join(dir, 'b'), '');
       expect(collectFor(fan, 300).map(brief)).toEqual([]);
@@ -305,7 +291,7 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
 
       const file = path.join(dir, 'made');
       fs.writeFileSync(file, 'x');
-      const events = waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE');
+      const events = waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE');
       // One group, one queue: the kernel's order.
       expect(events.map(brief)).toEqual([
         ['CREATE', file],
@@ -336,14 +322,14 @@ describeRoot('marks: mount and filesystem marks, removeWatch, withFlags', () => 
       expect(fanotifyFds()).toBe(before + 1);
       const file = path.join(dir, 'plain');
       fs.writeFileSync(file, 'x');
-      const events = waitFor(fan, (e) => e.isClose(), 'CLOSE_WRITE');
+      const events = waitForMatch(fan, (e) => e.isClose(), 'CLOSE_WRITE');
       // OPEN and CLOSE_WRITE of one file may be merged by the kernel while queued.
       expect(events.map((e) => e.path)).toEqual(events.map(() => file));
       expect(events.reduce((m, e) => m | e.mask, 0)).toBe(MaskFlags.OPEN | MaskFlags.CLOSE_WRITE);
       // An fd-reporting group: the kernel gave an fd, which the reader closed.
       expect(events.every((e) => e.fd === -1)).toBe(true);
       fs.readdirSync(dir);
-      expect(waitFor(fan, (e) => e.isOpen(), 'OPEN of the directory').map(brief)).toEqual([['OPEN', dir]]);
+      expect(waitForMatch(fan, (e) => e.isOpen(), 'OPEN of the directory').map(brief)).toEqual([['OPEN', dir]]);
     });
 
     test('placing a FID mark on a directory watched for OPEN does not report an open by the library itself', () => {

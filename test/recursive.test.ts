@@ -54,8 +54,6 @@ function created(p: string): (evs: FanotifyEvent[]) => boolean {
   return (evs) => evs.some((e) => e.isCreate() && e.path === p);
 }
 
-/** The FanotifyError a call throws (fails the test if it does not throw one). */
-
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -15,6 +15,21 @@ export function collectUntil(fan: Fanotify, done: (events: FanotifyEvent[]) => b
   return events;
 }
 
+/** An event as [types, path], for failure messages. */
+export function brief(ev: FanotifyEvent): [string, string | null] {
+  return [ev.types().join('|'), ev.path];
+}
+
+/**
+ * Reads until an event matches (throwing, with what was seen, if none does
+ * within `timeoutMs`); returns everything read, plus what is already available.
+ */
+export function waitForMatch(fan: Fanotify, match: (ev: FanotifyEvent) => boolean, what: string, timeoutMs = 3000): FanotifyEvent[] {
+  const events = collectUntil(fan, (evs) => evs.some(match), timeoutMs);
+  if (!events.some(match)) throw new Error(`no ${what} event within ${timeoutMs} ms; saw: ${JSON.stringify(events.map(brief))}`);
+  return events.concat(fan.readEvents({ timeout: 0 }));
+}
+
 /** Everything that arrives within `ms` (for asserting that something does NOT arrive). */
 export function collectFor(fan: Fanotify, ms: number): FanotifyEvent[] {
   return collectUntil(fan, () => false, ms);
