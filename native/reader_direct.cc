@@ -88,17 +88,20 @@ bool Reader::takeDirect(std::vector<Event>& out, size_t max, int timeoutMs) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs > 0 ? timeoutMs : 0);
   std::vector<pollfd> fds;
   for (;;) {
+    int taker;
     {
+      // The queue check and the eventfd are one step with the thread's
+      // hand-over (under mu_), so no signal can fall between them.
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_ || !queue_.empty()) {
         moveOutLocked(out, max);
         return true;
       }
       if (takerFd_ < 0) takerFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-      fds.assign(1, pollfd{takerFd_, POLLIN, 0});
-      for (const auto& g : groups_)
-        if (g.directReadable()) fds.push_back(pollfd{g.fd, POLLIN, 0});
+      taker = takerFd_;
     }
+    fds.assign(1, pollfd{taker, POLLIN, 0});
+    for (int fd : directPermissionFds()) fds.push_back(pollfd{fd, POLLIN, 0});
     int wait = -1;
     if (timeoutMs >= 0) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
