@@ -185,7 +185,8 @@ function summarize(runs, kinds, placement, reps) {
 async function runPermission(env) {
   const kinds = ['none', ...REFERENCES, ...env.libKinds];
   const cpus = allowedCpus();
-  const placements = PLACEMENTS.filter((p) => p === 'free' || (hasTaskset() && cpus.length >= (p === 'split' ? 2 : 1)));
+  const taskset = hasTaskset();
+  const placements = PLACEMENTS.filter((p) => p === 'free' || (taskset && cpus.length >= (p === 'split' ? 2 : 1)));
   if (placements.length < PLACEMENTS.length) console.log(`  (skipping ${PLACEMENTS.filter((p) => !placements.includes(p)).join(', ')}: needs taskset and enough CPUs)`);
   const base = path.join(env.dir, 'perm');
   for (const kind of kinds) {
