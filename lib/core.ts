@@ -711,13 +711,18 @@ function checkWatchOptions(raw: unknown): WatchOptions {
 }
 
 function checkResponse(raw: unknown): Response {
-  const r = checkOptions<Response>(raw, 'response', ['allow', 'audit', 'errno']);
+  const r = checkOptions<Response>(raw, 'response', ['allow', 'audit', 'errno', 'cache']);
   if (r.allow === undefined) throw invalidArgument('response.allow is required (true or false)');
   checkBoolean(r.allow, 'response.allow');
   if (r.audit !== undefined) checkBoolean(r.audit, 'response.audit');
   if (r.errno !== undefined) {
     checkInteger(r.errno, 'response.errno', 1, FAN.FAN_ERRNO_MASK);
     if (r.allow) throw invalidArgument('response.errno goes with allow: false');
+  }
+  if (r.cache !== undefined) {
+    checkBoolean(r.cache, 'response.cache');
+    if (r.cache && !r.allow) throw invalidArgument('response.cache goes with allow: true');
+    if (r.cache) throw new FanotifyError('NotSupported', 'response.cache: true (allow and stop asking about this file) is not implemented yet');
   }
   return r as Response;
 }

@@ -67,6 +67,18 @@ export function checkOneOf<T extends string>(value: unknown, what: string, allow
 }
 
 /**
+ * The Response an allow()/deny() call means: its options object (allow:
+ * `cache`; deny: `errno`) and nothing more. `args` is the call's arguments
+ * after the event, so an extra one is an error rather than ignored.
+ */
+export function answerFor(allow: boolean, args: ArrayLike<unknown>): { allow: boolean; cache?: boolean; errno?: number } {
+  const name = allow ? 'allow' : 'deny';
+  if (args.length > 1) throw invalidArgument(`${name}() takes one options object at most, got ${args.length} arguments`);
+  const o = checkOptions<{ cache?: boolean; errno?: number }>(args[0], `${name}() options`, allow ? ['cache'] : ['errno']);
+  return { ...o, allow };
+}
+
+/**
  * An options object: undefined, or a plain object whose keys are all known.
  * An unknown key is an error rather than silently ignored (a typo such as
  * `recursve: true` must not quietly watch less than asked).
