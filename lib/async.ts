@@ -6,7 +6,7 @@ import { FanotifyError, invalidArgument } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions } from './options';
 import type { AllowOptions, DenyOptions, FanotifyOptions, Response, WatchOptions } from './types';
-import { answerFor, checkInteger, checkOptions, describe } from './validate';
+import { answerFor, checkInteger, checkOptions, checkSignal } from './validate';
 
 export interface AsyncFanotifyOptions extends FanotifyOptions {
   /** Closes the instance when aborted. */
@@ -69,10 +69,8 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   readonly #onAbort = () => void this.close();
 
   constructor(options?: AsyncFanotifyOptions) {
-    const signal = options && typeof options === 'object' ? options.signal : undefined;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw invalidArgument(`options.signal must be an AbortSignal, got ${describe(signal)}`);
-    }
+    const rawSignal = options && typeof options === 'object' ? options.signal : undefined;
+    const signal = rawSignal === undefined ? undefined : checkSignal(rawSignal, 'options.signal');
     const settings = readOptions(options, ['signal']);
     super();
     this.#core = new Core(settings);
@@ -132,8 +130,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     try {
       const o = checkOptions<WaitOptions>(options, 'waitForEvent options', ['signal', 'timeout']);
       if (o.timeout !== undefined) timeout = checkInteger(o.timeout, 'timeout', 0, 0x7fffffff);
-      if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgument(`signal must be an AbortSignal, got ${describe(o.signal)}`);
-      signal = o.signal;
+      if (o.signal !== undefined) signal = checkSignal(o.signal, 'signal');
     } catch (err) {
       return Promise.reject(err);
     }

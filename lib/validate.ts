@@ -67,6 +67,25 @@ export function checkOneOf<T extends string>(value: unknown, what: string, allow
 }
 
 /**
+ * An AbortSignal, checked by its shape as Node does (an `instanceof` test
+ * would reject signals of another realm, such as a vm context, or of
+ * another copy of the class).
+ */
+export function checkSignal(value: unknown, what: string): AbortSignal {
+  const s = value as { aborted?: unknown; addEventListener?: unknown; removeEventListener?: unknown } | null;
+  if (
+    s === null ||
+    typeof s !== 'object' ||
+    typeof s.aborted !== 'boolean' ||
+    typeof s.addEventListener !== 'function' ||
+    typeof s.removeEventListener !== 'function'
+  ) {
+    throw invalidArgument(`${what} must be an AbortSignal, got ${describe(value)}`);
+  }
+  return value as AbortSignal;
+}
+
+/**
  * The Response an allow()/deny() call means: its options object (allow:
  * `cache`; deny: `errno`) and nothing more. `args` is the call's arguments
  * after the event, so an extra one is an error rather than ignored.
