@@ -5,10 +5,9 @@
  * AsyncFanotify only add their way of handing events out.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { capability } from './capabilities';
 import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
-import { FanotifyError, closedError, fromNative, invalidArgument } from './errors';
+import { FanotifyError, closedError, errnoName, fromNative, invalidArgument } from './errors';
 import { FanotifyEvent, type Responder } from './event';
 import { unpackBatch } from './batch';
 import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord, type NativeScopeRule } from './native';
@@ -28,8 +27,6 @@ const MARK_TYPE_FLAGS: Record<MarkType, number> = {
 };
 
 const WATCH_KEYS = ['mark', 'recursive', 'onChildren', 'onDir', 'dontFollow', 'onlyDir', 'ignore', 'ignoreSurviveModify', 'evictable'] as const;
-
-const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
 
 /** What a native record became: an event to hand out, an error to report, or a warning. */
 export type Delivery =
@@ -492,9 +489,8 @@ export class Core implements Responder {
           out.push({ type: 'warning', message: record.message ?? 'warning' });
           break;
         case RecordKind.Error: {
-          const code = ERRNO_NAMES.get(record.errno ?? 0) ?? 'EIO';
           const error = fromNative(
-            { message: record.message, code, errno: -(record.errno ?? 0), syscall: 'read' },
+            { message: record.message, code: errnoName(record.errno ?? 0) ?? 'EIO', errno: -(record.errno ?? 0), syscall: 'read' },
             { action: 'reading the fanotify queue failed; an event was dropped (for a permission event, the kernel denied it)' },
           );
           out.push({ type: 'error', error });
