@@ -321,6 +321,7 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
       raw.pidfd = -1;
     }
   } pidfdCloser{raw};
+  closeDuplicatePidfds(raw);  // before raw is moved into ev
 
   if (raw.mask & FAN_Q_OVERFLOW) {
     closeIfOpen(raw.fd);
