@@ -189,6 +189,40 @@ describeRoot('marks bookkeeping: per group and target, with the bits each watch 
       expect(out.events).toEqual(expect.arrayContaining([['CREATE', file], ['CLOSE_WRITE', file]]));
     });
 
+    test('directories created and deleted inside a recursive watch do not pile up in its bookkeeping', async () => {
+      // White-box: the child reaches the engine (dist/core) to count targets.
+      const out = await asNobody(`
+        fan.close();
+        const { Core } = require(${JSON.stringify(path.join(DIST, 'core'))});
+        const { readOptions } = require(${JSON.stringify(path.join(DIST, 'options'))});
+        const core = new Core(readOptions({}));
+        const churn = path.join(tree, 'churn');
+        fs.mkdirSync(churn);
+        core.addWatch(churn, MaskFlags.CLOSE_WRITE, { recursive: true });
+        const record = [...core.marks.values()][0];
+        for (let i = 0; i < 3000; i++) {
+          const dir = path.join(churn, 'd' + i);
+          fs.mkdirSync(dir);
+          core.convert(core.native.take(1000, 1000)); // follows the new directory: one more target
+          fs.rmdirSync(dir);
+        }
+        out.targets = record.targets.size;
+        out.placements = record.placements.size;
+        out.objects = core.objects.size;
+        fs.mkdirSync(path.join(churn, 'last'));
+        core.convert(core.native.take(1000, 1000));
+        fs.writeFileSync(path.join(churn, 'last', 'f.txt'), '');
+        out.events = core.convert(core.native.take(1000, 1000)).map((d) => [d.event.types().join('|'), d.event.path]);
+        core.close();
+      `);
+      expect(out.error).toBeUndefined();
+      expect(out.targets).toBeLessThanOrEqual(2048);
+      expect(out.placements).toBeLessThanOrEqual(2048);
+      expect(out.objects).toBeLessThanOrEqual(2048);
+      // ... and following still works afterwards.
+      expect(out.events).toEqual([['CLOSE_WRITE', path.join(tree, 'churn', 'last', 'f.txt')]]);
+    });
+
     test('removing a recursive watch leaves a plain watch on one of its directories its events', async () => {
       const out = await asNobody(`
         fan.addWatch(path.join(tree, 'sub'), MaskFlags.CREATE);
