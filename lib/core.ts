@@ -356,9 +356,10 @@ export class Core implements Responder {
    */
   private pruneTargets(record: MarkRecord): void {
     if (record.targets.size < record.pruneAt) return;
+    const byTarget = new Map<string, Placement[]>();
+    for (const p of record.placements.values()) byTarget.set(p.target, [...(byTarget.get(p.target) ?? []), p]);
     for (const target of record.targets) {
-      if (target === record.path) continue;
-      const placements = [...record.placements.values()].filter((p) => p.target === target);
+      const placements = byTarget.get(target) ?? [];
       const gone = placements.length === 0 || placements.some((p) => objectKey(p.kind, record.flags, target) !== p.object);
       if (!gone) continue;
       record.targets.delete(target);
