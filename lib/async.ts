@@ -5,8 +5,8 @@ import type { NativeBatch } from './native';
 import { FanotifyError, invalidArgument } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions } from './options';
-import type { FanotifyOptions, Response, WatchOptions } from './types';
-import { checkInteger, checkOptions, describe } from './validate';
+import type { AllowOptions, DenyOptions, FanotifyOptions, Response, WatchOptions } from './types';
+import { answerFor, checkInteger, checkOptions, checkSignal } from './validate';
 
 export interface AsyncFanotifyOptions extends FanotifyOptions {
   /** Closes the instance when aborted. */
@@ -69,10 +69,8 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   readonly #onAbort = () => void this.close();
 
   constructor(options?: AsyncFanotifyOptions) {
-    const signal = options && typeof options === 'object' ? options.signal : undefined;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw invalidArgument(`options.signal must be an AbortSignal, got ${describe(signal)}`);
-    }
+    const rawSignal = options && typeof options === 'object' ? options.signal : undefined;
+    const signal = rawSignal === undefined ? undefined : checkSignal(rawSignal, 'options.signal');
     const settings = readOptions(options, ['signal']);
     super();
     this.#core = new Core(settings);
@@ -132,8 +130,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     try {
       const o = checkOptions<WaitOptions>(options, 'waitForEvent options', ['signal', 'timeout']);
       if (o.timeout !== undefined) timeout = checkInteger(o.timeout, 'timeout', 0, 0x7fffffff);
-      if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgument(`signal must be an AbortSignal, got ${describe(o.signal)}`);
-      signal = o.signal;
+      if (o.signal !== undefined) signal = checkSignal(o.signal, 'signal');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -252,18 +249,19 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     return this;
   }
 
-  /** Allows the access a permission event asks about. A second answer is a no-op. */
-  allow(event: FanotifyEvent): void {
-    this.#core.respond(event, { allow: true });
+  /** Allows the access a permission event asks about (options as ev.allow). A second answer is a no-op. */
+  allow(event: FanotifyEvent, options?: AllowOptions): void {
+    this.#core.respond(event, answerFor(true, Array.prototype.slice.call(arguments, 1)));
   }
 
-  /** Denies it: the process's call fails with EPERM. A second answer is a no-op. */
-  deny(event: FanotifyEvent): void {
-    this.#core.respond(event, { allow: false });
+  /** Denies it: the process's call fails with EPERM, or `errno` (options as ev.deny). A second answer is a no-op. */
+  deny(event: FanotifyEvent, options?: DenyOptions): void {
+    this.#core.respond(event, answerFor(false, Array.prototype.slice.call(arguments, 1)));
   }
 
-  /** Answers with audit and errno options (see Response). */
+  /** Answers with audit, errno and cache options (see Response). */
   respond(event: FanotifyEvent, response: Response): void {
+    if (arguments.length > 2) throw invalidArgument(`respond() takes an event and a response, got ${arguments.length} arguments`);
     this.#core.respond(event, response);
   }
 

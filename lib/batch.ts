@@ -4,7 +4,8 @@
  * through Node-API were the reader's biggest cost; plain object literals
  * built here are cheap.
  */
-import type { NativeBatch, NativeRecord } from './native';
+import { FanotifyError } from './errors';
+import { native, RecordKind, type NativeBatch, type NativeRecord } from './native';
 
 const NUMBERS = 7;
 const STRINGS = 6;
@@ -12,7 +13,36 @@ const PERMISSION_GROUP = 1;
 const DIRECTORY = 2;
 const PROCESS = 4;
 
+/** What this file reads, in the form of the addon's `batchLayout`. */
+export const BATCH_LAYOUT: Readonly<Record<string, number>> = {
+  numbers: NUMBERS,
+  strings: STRINGS,
+  permissionGroup: PERMISSION_GROUP,
+  directory: DIRECTORY,
+  process: PROCESS,
+  normal: RecordKind.Normal,
+  overflow: RecordKind.Overflow,
+  error: RecordKind.Error,
+  warning: RecordKind.Warning,
+};
+
+let layoutChecked = false;
+
+/** Throws if the addon writes batches in another layout than this file reads (a stale build). */
+export function checkBatchLayout(layout: Record<string, number> = native().batchLayout): void {
+  const keys = new Set([...Object.keys(BATCH_LAYOUT), ...Object.keys(layout ?? {})]);
+  const differ = [...keys].filter((key) => BATCH_LAYOUT[key] !== layout?.[key]);
+  if (differ.length > 0) {
+    const what = differ.map((key) => `${key}: ${layout?.[key]} in the addon, ${BATCH_LAYOUT[key]} in lib/batch.ts`).join('; ');
+    throw new FanotifyError('Io', `the addon and lib/batch.ts disagree on the batch layout (rebuild both): ${what}`);
+  }
+}
+
 export function unpackBatch(batch: NativeBatch): NativeRecord[] {
+  if (!layoutChecked) {
+    checkBatchLayout();
+    layoutChecked = true;
+  }
   const [numbers, strings, extras] = batch;
   // numbers is reused from batch to batch and may be longer: strings says how many.
   const count = strings.length / STRINGS;

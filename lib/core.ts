@@ -5,16 +5,15 @@
  * AsyncFanotify only add their way of handing events out.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { capability } from './capabilities';
 import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
-import { FanotifyError, closedError, fromNative, invalidArgument } from './errors';
+import { FanotifyError, closedError, errnoName, fromNative, invalidArgument } from './errors';
 import { FanotifyEvent, type Responder } from './event';
 import { unpackBatch } from './batch';
 import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord, type NativeScopeRule } from './native';
 import type { Settings } from './options';
 import type { MarkType, Response, WatchOptions } from './types';
-import { directoriesUnder, entriesOf, isUnder, mountsInside, realPath } from './tree';
+import { directoriesUnder, entriesOf, isUnder, mountIdOf, mountsInside, realPath } from './tree';
 import { checkBits, checkBoolean, checkOneOf, checkOptions, checkPath, checkInteger, describe } from './validate';
 
 /** The kernel groups an instance may need; each is created on first use. */
@@ -29,13 +28,26 @@ const MARK_TYPE_FLAGS: Record<MarkType, number> = {
 
 const WATCH_KEYS = ['mark', 'recursive', 'onChildren', 'onDir', 'dontFollow', 'onlyDir', 'ignore', 'ignoreSurviveModify', 'evictable'] as const;
 
-const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
-
 /** What a native record became: an event to hand out, an error to report, or a warning. */
 export type Delivery =
   | { type: 'event'; event: FanotifyEvent }
   | { type: 'error'; error: FanotifyError; event?: FanotifyEvent }
   | { type: 'warning'; message: string };
+
+/**
+ * One kernel mark a watch placed: in which group (after any fallback to the
+ * fd-mode group), on which target, with the bits this watch asked for there.
+ * Watches whose marks land on the same kernel object in the same group share
+ * one kernel mark (the kernel ORs their masks): `object` says which.
+ */
+interface Placement {
+  kind: GroupKind;
+  target: string;
+  object: string;
+  /** Events plus ONDIR/EVENT_ON_CHILD. */
+  bits: number;
+  record: MarkRecord;
+}
 
 /**
  * One addWatch: the marks it placed. A plain watch marks one target; a
@@ -49,9 +61,13 @@ interface MarkRecord {
   type: MarkType;
   /** Mark flags other than ADD/REMOVE, to repeat on removal. */
   flags: number;
-  /** Per group: the mask placed there (events plus ONDIR/EVENT_ON_CHILD). */
+  /** Per routed group: the mask asked for (events plus ONDIR/EVENT_ON_CHILD), placed on every target. */
   masks: Map<GroupKind, number>;
   targets: Set<string>;
+  /** The marks in place, by placementKey(group, target). */
+  placements: Map<string, Placement>;
+  /** Directory recursion: prune `targets` of directories gone once it grows past this. */
+  pruneAt: number;
   /** How the mark relates to event paths, for the reader's scope filter. */
   scope: 'subtree' | 'children' | 'exact' | 'everything' | 'ignore';
   /** Recursive: 'filesystem' marks (privileged) or one inode mark per 'directory'. */
@@ -72,6 +88,8 @@ export class Core implements Responder {
   private readonly reader: NativeReader;
   private readonly groups = new Map<GroupKind, number>();
   private readonly marks = new Map<string, MarkRecord>();
+  /** Every placement, by objectKey: who shares each kernel mark. */
+  private readonly objects = new Map<string, Set<Placement>>();
   private readonly exactFlags: number | undefined;
   private isClosed = false;
   /** True while an unprivileged recursive watch must follow new directories (kept by updateScopes). */
@@ -164,7 +182,7 @@ export class Core implements Responder {
 
     const key = markKey(path, options.recursive ? 'recursive' : type, options.ignore === true);
     const real = realPath(path);
-    const fresh: MarkRecord = { path, real, type, flags, masks: new Map(), targets: new Set([path]), scope: 'exact', requested: watch.mask };
+    const fresh: MarkRecord = { path, real, type, flags, masks: new Map(), targets: new Set([path]), placements: new Map(), pruneAt: PRUNE_MIN, scope: 'exact', requested: watch.mask };
     if (options.ignore) fresh.scope = 'ignore';
     else if (type === 'mount' || type === 'filesystem' || type === 'mntns') fresh.scope = 'everything';
     else if (isDirectory && mask & FAN.FAN_EVENT_ON_CHILD) fresh.scope = 'children';
@@ -173,18 +191,16 @@ export class Core implements Responder {
     if (fresh.recursive === 'directory') mask |= RECURSION_BITS;
 
     const record = this.marks.get(key) ?? fresh;
-    const placed: Array<[GroupKind, number]> = [];
+    const routed = this.route(mask);
+    const added: Array<[Placement, number]> = [];
     try {
-      for (const [routed, part] of this.route(mask)) {
-        const kind = this.placeMarks(routed, FAN.FAN_MARK_ADD | record.flags, part, record.targets);
-        const before = record.masks.get(kind) ?? 0;
-        placed.push([kind, part & ~before]);
-        record.masks.set(kind, before | part);
-      }
+      this.placeOn(record, routed, record.targets, added);
     } catch (err) {
-      this.undo(record, placed);
+      // Take back what this call placed; what other watches need stays.
+      for (const [placement, bits] of added) this.release(placement, bits, true);
       throw err;
     }
+    for (const [kind, part] of routed) record.masks.set(kind, (record.masks.get(kind) ?? 0) | part);
     record.requested |= watch.mask;
     this.marks.set(key, record);
     this.updateScopes();
@@ -235,7 +251,7 @@ export class Core implements Responder {
       for (const mount of mountsInside(record.real)) {
         if (record.targets.has(mount)) continue;
         try {
-          this.markOn(record, [mount]);
+          this.placeOn(record, record.masks, [mount]);
           record.targets.add(mount);
         } catch {
           // unmounted again, or a filesystem that cannot be marked: skip it
@@ -257,37 +273,104 @@ export class Core implements Responder {
       throw invalidArgument(`'${path}' has no ${what} from this instance`);
     }
 
-    const parts = mask === undefined ? new Map(record.masks) : this.route(mask & ~EventClass.FLAGS);
-    for (const [kind, part] of parts) {
-      const current = record.masks.get(kind);
-      if (current === undefined) continue;
-      const remaining = current & ~part & ~EventClass.FLAGS;
-      // Removing only some events keeps ONDIR/EVENT_ON_CHILD; removing the
-      // last one removes the whole mark.
-      const bits = remaining === 0 ? current : part & current;
-      this.removeMark(kind, record, bits);
-      if (remaining === 0) record.masks.delete(kind);
-      else record.masks.set(kind, current & ~bits);
+    // The events to take away, wherever they went (an fd-mode fallback
+    // included); removing the last event of a mark removes it entirely.
+    const events = mask === undefined ? ALL_BITS : mask & ~EventClass.FLAGS;
+    for (const [kind, current] of record.masks) {
+      const left = current & ~events;
+      if (left & ~EventClass.FLAGS) record.masks.set(kind, left);
+      else record.masks.delete(kind);
     }
+    record.requested &= ~events;
     if (record.masks.size === 0) this.marks.delete(key);
-    if (record.recursive === 'filesystem') this.reassertFilesystemMarks();
+    let failure: unknown;
+    for (const placement of [...record.placements.values()]) {
+      try {
+        if (record.masks.size === 0 || placement.bits & events) this.release(placement, record.masks.size === 0 ? ALL_BITS : events);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
     this.updateScopes();
+    if (failure !== undefined) throw failure;
   }
 
   /**
-   * Filesystem marks are shared by every recursive watch on that filesystem
-   * (the kernel ORs their masks); after one is removed, the others' bits go
-   * back on.
+   * Places `masks` (routed group -> mask) with the record's flags on each
+   * target and tracks where each landed; `added` collects the bits each
+   * placement gained, for undoing.
    */
-  private reassertFilesystemMarks(): void {
-    for (const record of this.marks.values()) {
-      if (record.recursive === 'filesystem') this.markOn(record, record.targets);
+  private placeOn(record: MarkRecord, masks: Iterable<[GroupKind, number]>, targets: Iterable<string>, added?: Array<[Placement, number]>): void {
+    for (const [routed, mask] of masks) {
+      for (const target of targets) {
+        const kind = this.placeMark(routed, FAN.FAN_MARK_ADD | record.flags, mask, target);
+        const key = placementKey(kind, target);
+        let placement = record.placements.get(key);
+        if (!placement) {
+          placement = { kind, target, object: objectKey(kind, record.flags, target), bits: 0, record };
+          record.placements.set(key, placement);
+          let sharing = this.objects.get(placement.object);
+          if (!sharing) this.objects.set(placement.object, (sharing = new Set()));
+          sharing.add(placement);
+        }
+        added?.push([placement, mask & ~placement.bits]);
+        placement.bits |= mask;
+      }
     }
   }
 
-  /** Places a record's marks (each group's mask, the record's flags) on more targets. */
-  private markOn(record: MarkRecord, targets: Iterable<string>): void {
-    for (const [kind, mask] of record.masks) this.placeMarks(kind, FAN.FAN_MARK_ADD | record.flags, mask, targets);
+  /**
+   * Takes `bits` away from a placement (all of it once no event is left),
+   * and from the kernel mark only the bits that no other watch on the same
+   * object and group still needs.
+   */
+  private release(placement: Placement, bits: number, quiet = false): void {
+    const { record } = placement;
+    const before = placement.bits;
+    let left = before & ~bits;
+    if ((left & ~EventClass.FLAGS) === 0) left = 0;
+    placement.bits = left;
+    const sharing = this.objects.get(placement.object);
+    if (left === 0) {
+      record.placements.delete(placementKey(placement.kind, placement.target));
+      sharing?.delete(placement);
+      if (sharing?.size === 0) this.objects.delete(placement.object);
+    }
+    let needed = 0;
+    for (const other of sharing ?? []) needed |= other.bits;
+    const drop = before & ~needed;
+    if (drop === 0) return;
+    try {
+      this.callMark(this.groups.get(placement.kind)!, FAN.FAN_MARK_REMOVE | record.flags, drop, placement.target, placement.kind);
+    } catch (err) {
+      // The kernel drops a mark by itself when its inode goes away: then
+      // there is nothing left to remove, which is what the caller wanted.
+      if (!quiet && !(err instanceof FanotifyError && err.code === 'ENOENT')) throw err;
+    }
+  }
+
+  /**
+   * Directory recursion adds a target per new directory; deleted (or moved
+   * away) directories leave the bookkeeping here, amortised: the kernel has
+   * dropped or keeps a mark that no path of the tree reaches.
+   */
+  private pruneTargets(record: MarkRecord): void {
+    if (record.targets.size < record.pruneAt) return;
+    const byTarget = new Map<string, Placement[]>();
+    for (const p of record.placements.values()) byTarget.set(p.target, [...(byTarget.get(p.target) ?? []), p]);
+    for (const target of record.targets) {
+      const placements = byTarget.get(target) ?? [];
+      const gone = placements.length === 0 || placements.some((p) => objectKey(p.kind, record.flags, target) !== p.object);
+      if (!gone) continue;
+      record.targets.delete(target);
+      for (const p of placements) {
+        record.placements.delete(placementKey(p.kind, p.target));
+        const sharing = this.objects.get(p.object);
+        sharing?.delete(p);
+        if (sharing?.size === 0) this.objects.delete(p.object);
+      }
+    }
+    record.pruneAt = Math.max(PRUNE_MIN, record.targets.size * 2);
   }
 
   /**
@@ -306,8 +389,9 @@ export class Core implements Responder {
       let filtered = false;
       let everything = false;
       for (const record of this.marks.values()) {
-        const mask = record.masks.get(kind);
-        if (mask === undefined || record.scope === 'ignore') continue;
+        let mask = 0;
+        for (const placement of record.placements.values()) if (placement.kind === kind) mask |= placement.bits;
+        if (mask === 0 || record.scope === 'ignore') continue;
         if (record.recursive === 'filesystem') filtered = true;
         if (record.scope === 'everything') everything = true;
         else if (record.scope === 'subtree') rules.push({ kind: 0, path: record.real, mask });
@@ -329,7 +413,7 @@ export class Core implements Responder {
       for (const dir of directoriesUnder(path)) {
         if (record.targets.has(dir)) continue;
         try {
-          this.markOn(record, [dir]);
+          this.placeOn(record, record.masks, [dir]);
         } catch {
           continue; // gone again, or out of marks: nothing to follow there
         }
@@ -339,19 +423,33 @@ export class Core implements Responder {
           out.push(this.deliveryFor(syntheticCreate(`${dir}/${name}`, name, isDirectory)));
         }
       }
+      this.pruneTargets(record);
     }
   }
 
-  /** Events that unprivileged recursion asked for only to follow new directories. */
+  /**
+   * Drops the events that unprivileged recursion asked for only to follow
+   * new directories: what no watch that covers the event's path asked for.
+   */
   private withoutRecursionBits(record: NativeRecord): NativeRecord | null {
-    if (record.path === null) return record;
+    const path = record.path;
+    if (path === null) return record;
+    let recursive = false;
+    let wanted: number = EventClass.FLAGS;
     for (const r of this.marks.values()) {
-      if (r.recursive !== 'directory' || !isUnder(record.path, r.real)) continue;
-      const mask = record.mask & (r.requested | EventClass.FLAGS);
-      if ((mask & ~EventClass.FLAGS) === 0) return null;
-      return mask === record.mask ? record : { ...record, mask };
+      if (r.scope === 'ignore') continue;
+      if (r.recursive === 'directory') {
+        if (!isUnder(path, r.real)) continue;
+        recursive = true;
+      } else if (!coversPath(r, path)) {
+        continue;
+      }
+      wanted |= r.requested;
     }
-    return record;
+    if (!recursive) return record;
+    const mask = record.mask & wanted;
+    if ((mask & ~EventClass.FLAGS) === 0) return null;
+    return mask === record.mask ? record : { ...record, mask };
   }
 
   /** Answers a permission event; a second answer, or one after close, is a no-op. */
@@ -392,9 +490,8 @@ export class Core implements Responder {
           out.push({ type: 'warning', message: record.message ?? 'warning' });
           break;
         case RecordKind.Error: {
-          const code = ERRNO_NAMES.get(record.errno ?? 0) ?? 'EIO';
           const error = fromNative(
-            { message: record.message, code, errno: -(record.errno ?? 0), syscall: 'read' },
+            { message: record.message, code: errnoName(record.errno ?? 0) ?? 'EIO', errno: -(record.errno ?? 0), syscall: 'read' },
             { action: 'reading the fanotify queue failed; an event was dropped (for a permission event, the kernel denied it)' },
           );
           out.push({ type: 'error', error });
@@ -451,6 +548,7 @@ export class Core implements Responder {
     if (this.isClosed) return false;
     this.isClosed = true;
     this.marks.clear();
+    this.objects.clear();
     return true;
   }
 
@@ -529,13 +627,6 @@ export class Core implements Responder {
    * fd mode when privileged: that part goes to an fd-mode group instead.
    * Returns the group kind that took the mark.
    */
-  /** placeMark on each target; returns the group kind that took them. */
-  private placeMarks(kind: GroupKind, flags: number, mask: number, targets: Iterable<string>): GroupKind {
-    let placedIn = kind;
-    for (const target of targets) placedIn = this.placeMark(kind, flags, mask, target);
-    return placedIn;
-  }
-
   private placeMark(kind: GroupKind, flags: number, mask: number, path: string): GroupKind {
     try {
       this.callMark(this.ensureGroup(kind), flags, mask, path, kind);
@@ -548,34 +639,6 @@ export class Core implements Responder {
       return 'fd';
     }
   }
-
-  private removeMark(kind: GroupKind, record: MarkRecord, bits: number): void {
-    for (const target of record.targets) {
-      try {
-        this.callMark(this.groups.get(kind)!, FAN.FAN_MARK_REMOVE | record.flags, bits, target, kind);
-      } catch (err) {
-        // The kernel drops a mark by itself when its inode goes away: then
-        // there is nothing left to remove, which is what the caller wanted.
-        if (!(err instanceof FanotifyError && err.code === 'ENOENT')) throw err;
-      }
-    }
-  }
-
-  /** Takes back the bits an addWatch placed before one of its parts failed. */
-  private undo(record: MarkRecord, placed: Array<[GroupKind, number]>): void {
-    for (const [kind, bits] of placed) {
-      if (bits & ~EventClass.FLAGS) {
-        try {
-          this.removeMark(kind, record, bits);
-        } catch {
-          // best effort: the original error is the one to report
-        }
-      }
-      const left = (record.masks.get(kind) ?? 0) & ~bits;
-      if (left & ~EventClass.FLAGS) record.masks.set(kind, left);
-      else record.masks.delete(kind);
-    }
-  }
 }
 
 /** What unprivileged recursion adds to each directory's mark to see new directories. */
@@ -585,6 +648,50 @@ const RECURSION_BITS = FAN.FAN_CREATE | FAN.FAN_MOVED_TO | FAN.FAN_ONDIR | FAN.F
 function syntheticCreate(path: string, name: string, isDirectory: boolean): NativeRecord {
   const mask = FAN.FAN_CREATE | (isDirectory ? FAN.FAN_ONDIR : 0);
   return { kind: RecordKind.Normal, mask, pid: 0, fd: -1, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
+}
+
+/** Bits to remove everything a watch placed. */
+const ALL_BITS = 0xffffffff;
+
+/** Directory recursion checks its targets for directories gone once it has this many. */
+const PRUNE_MIN = 1024;
+
+function placementKey(kind: GroupKind, target: string): string {
+  return `${kind}\0${target}`;
+}
+
+/**
+ * The kernel mark a placement lands on: one per group, object (inode,
+ * mount, filesystem or mount namespace) and mask kind (events or ignore).
+ * Watches on the same object share it, whatever path they named.
+ */
+function objectKey(kind: GroupKind, flags: number, target: string): string {
+  const type = flags & FAN.FAN_MARK_MNTNS;
+  const ignore = flags & (FAN.FAN_MARK_IGNORE | FAN.FAN_MARK_IGNORED_MASK) ? 'ignore' : 'mask';
+  let object: string;
+  try {
+    const st = flags & FAN.FAN_MARK_DONT_FOLLOW ? fs.lstatSync(target, { bigint: true }) : fs.statSync(target, { bigint: true });
+    if (type === FAN.FAN_MARK_FILESYSTEM) object = `fs:${st.dev}`;
+    else if (type === FAN.FAN_MARK_MOUNT) object = `mount:${mountIdOf(target) ?? `${st.dev}:${target}`}`;
+    else object = `${type}:${st.dev}:${st.ino}`;
+  } catch {
+    object = `path:${type}:${target}`;
+  }
+  return `${kind}\0${ignore}\0${object}`;
+}
+
+/** The watch's marks can report an event about `path` (directory recursion aside). */
+function coversPath(record: MarkRecord, path: string): boolean {
+  switch (record.scope) {
+    case 'everything':
+      return true;
+    case 'subtree':
+      return isUnder(path, record.real);
+    case 'children':
+      return path === record.real || path.slice(0, path.lastIndexOf('/')) === record.real || (record.real === '/' && path.lastIndexOf('/') === 0);
+    default:
+      return path === record.real;
+  }
 }
 
 function markKey(path: string, type: MarkType | 'recursive', ignore: boolean): string {
@@ -601,13 +708,18 @@ function checkWatchOptions(raw: unknown): WatchOptions {
 }
 
 function checkResponse(raw: unknown): Response {
-  const r = checkOptions<Response>(raw, 'response', ['allow', 'audit', 'errno']);
+  const r = checkOptions<Response>(raw, 'response', ['allow', 'audit', 'errno', 'cache']);
   if (r.allow === undefined) throw invalidArgument('response.allow is required (true or false)');
   checkBoolean(r.allow, 'response.allow');
   if (r.audit !== undefined) checkBoolean(r.audit, 'response.audit');
   if (r.errno !== undefined) {
     checkInteger(r.errno, 'response.errno', 1, FAN.FAN_ERRNO_MASK);
     if (r.allow) throw invalidArgument('response.errno goes with allow: false');
+  }
+  if (r.cache !== undefined) {
+    checkBoolean(r.cache, 'response.cache');
+    if (r.cache && !r.allow) throw invalidArgument('response.cache goes with allow: true');
+    if (r.cache) throw new FanotifyError('NotSupported', 'response.cache: true (allow and stop asking about this file) is not implemented yet');
   }
   return r as Response;
 }

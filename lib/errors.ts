@@ -1,4 +1,5 @@
 import * as os from 'node:os';
+import * as util from 'node:util';
 import { EventClass, FAN } from './constants';
 import { kernelAtLeast } from './kernel';
 
@@ -68,7 +69,18 @@ export function closedError(what = 'this instance'): FanotifyError {
   return new FanotifyError('Closed', `${what} is closed`);
 }
 
-/** The shape of errors thrown by the addon (see native/errors.h). */
+/**
+ * errno's symbolic name, e.g. `'ENOENT'` for 2, from Node's own table (the
+ * one its system errors use); undefined for a number no errno has. The only
+ * errno-name table of the library: the addon reports numbers.
+ */
+export function errnoName(errno: number): string | undefined {
+  if (!Number.isInteger(errno) || errno <= 0) return undefined;
+  const name = util.getSystemErrorName(-errno);
+  return name.startsWith('Unknown') ? undefined : name;
+}
+
+/** The shape of errors thrown by the addon (see native/errors.h): `code` is filled in here. */
 interface NativeSystemError {
   message: string;
   code?: string;
@@ -191,13 +203,14 @@ function explainInvalid(syscall: string | undefined, ctx: ErrorContext): string 
 export function fromNative(err: unknown, ctx: ErrorContext = {}): FanotifyError {
   if (err instanceof FanotifyError) return err;
   const e = (err ?? {}) as NativeSystemError;
-  if (typeof e.code !== 'string') {
+  const code = typeof e.code === 'string' ? e.code : typeof e.errno === 'number' ? errnoName(-e.errno) : undefined;
+  if (code === undefined) {
     return new FanotifyError('Io', String(e.message ?? err), { cause: err });
   }
-  const kind = KIND_BY_CODE[e.code] ?? 'Io';
+  const kind = KIND_BY_CODE[code] ?? 'Io';
   const path = ctx.path ?? e.path;
   const where = path ? ` '${path}'` : '';
   const action = ctx.action ? `${ctx.action}${where}: ` : `${e.syscall ?? 'system call'}${where}: `;
-  const message = `${action}${advice(e.code, e.syscall, ctx)} (${e.code})`;
-  return new FanotifyError(kind, message, { code: e.code, errno: e.errno, syscall: e.syscall, path, cause: err });
+  const message = `${action}${advice(code, e.syscall, ctx)} (${code})`;
+  return new FanotifyError(kind, message, { code, errno: e.errno, syscall: e.syscall, path, cause: err });
 }

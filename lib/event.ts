@@ -2,7 +2,8 @@ import * as path from 'node:path';
 import { EVENT_BIT_NAMES, EventClass, FAN } from './constants';
 import { invalidArgument } from './errors';
 import type { NativeRecord } from './native';
-import type { EventInfo, ProcessInfo, Response } from './types';
+import type { AllowOptions, DenyOptions, EventInfo, ProcessInfo, Response } from './types';
+import { answerFor } from './validate';
 
 /** Whoever can answer an event's permission request: the instance it came from. */
 export interface Responder {
@@ -129,13 +130,14 @@ export class FanotifyEvent {
     return `${this.types().join('|')} ${where} (pid ${this.pid}${who})`;
   }
 
-  /** Allow the access this permission event is asking about. */
-  allow(): void { this.respond({ allow: true }); }
-  /** Deny it: the process's call fails with EPERM. */
-  deny(): void { this.respond({ allow: false }); }
+  /** Allow the access this permission event is asking about (`cache: true` is not implemented yet: NotSupported). */
+  allow(options?: AllowOptions): void { this.respond(answerFor(true, arguments)); }
+  /** Deny it: the process's call fails with EPERM, or with `errno` (see Response). */
+  deny(options?: DenyOptions): void { this.respond(answerFor(false, arguments)); }
 
   /** Answers this permission event (see Response); throws InvalidArgument for other events. */
   respond(response: Response): void {
+    if (arguments.length > 1) throw invalidArgument(`respond() takes one response, got ${arguments.length} arguments`);
     const responder = this.#responder;
     if (!responder) throw invalidArgument(`only permission events can be answered; this is ${this.types().join('|') || 'an event'}`);
     responder.respond(this, response);

@@ -3,8 +3,8 @@ import { Core, type Delivery } from './core';
 import { invalidArgument } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions, checkBufferSize } from './options';
-import type { FanotifyOptions, Response, WatchOptions } from './types';
-import { checkBits, checkInteger, checkOptions } from './validate';
+import type { AllowOptions, DenyOptions, FanotifyOptions, Response, WatchOptions } from './types';
+import { answerFor, checkBits, checkInteger, checkOptions } from './validate';
 
 /** Options for one synchronous read. */
 export interface ReadOptions {
@@ -85,18 +85,19 @@ export class Fanotify implements Disposable {
     }
   }
 
-  /** Allows the access a permission event asks about. A second answer is a no-op. */
-  allow(event: FanotifyEvent): void {
-    this.#core.respond(event, { allow: true });
+  /** Allows the access a permission event asks about (options as ev.allow). A second answer is a no-op. */
+  allow(event: FanotifyEvent, options?: AllowOptions): void {
+    this.#core.respond(event, answerFor(true, Array.prototype.slice.call(arguments, 1)));
   }
 
-  /** Denies it: the process's call fails with EPERM. A second answer is a no-op. */
-  deny(event: FanotifyEvent): void {
-    this.#core.respond(event, { allow: false });
+  /** Denies it: the process's call fails with EPERM, or `errno` (options as ev.deny). A second answer is a no-op. */
+  deny(event: FanotifyEvent, options?: DenyOptions): void {
+    this.#core.respond(event, answerFor(false, Array.prototype.slice.call(arguments, 1)));
   }
 
-  /** Answers with audit and errno options (see Response). */
+  /** Answers with audit, errno and cache options (see Response). */
   respond(event: FanotifyEvent, response: Response): void {
+    if (arguments.length > 2) throw invalidArgument(`respond() takes an event and a response, got ${arguments.length} arguments`);
     this.#core.respond(event, response);
   }
 

@@ -92,7 +92,6 @@ export interface NativeReader {
   startAsync(deliver: (batch: NativeBatch) => void): void;
   setDelivery(on: boolean): void;
   setRef(on: boolean): void;
-  groupFd(group: number): number;
   setScope(group: number, rules: NativeScopeRule[]): void;
   close(): void;
   /** close(), with the group and mount fds closed on another thread; resolves after. */
@@ -108,6 +107,8 @@ export interface NativeAddon {
   writeResponse(fd: number, eventFd: number, response: number): void;
   close(fd: number): void;
   compiledConstants: Record<string, number>;
+  /** The batch layout native/convert.h writes; lib/batch.ts checks its copy against it. */
+  batchLayout: Record<string, number>;
 }
 
 function load(): NativeAddon {

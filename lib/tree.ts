@@ -54,6 +54,31 @@ export function mountsInside(root: string): string[] {
   return mounts.sort();
 }
 
+/**
+ * The id of the mount `p` lies on (where its mount marks go): the last
+ * mounted of the deepest mount points above it. Undefined if unknown.
+ */
+export function mountIdOf(p: string): string | undefined {
+  let info: string;
+  try {
+    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const real = realPath(p);
+  let best: string | undefined;
+  let depth = -1;
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    if (fields.length < 5) continue;
+    const mountPoint = unescapeMountPath(fields[4]);
+    if (!isUnder(real, mountPoint) || mountPoint.length < depth) continue;
+    depth = mountPoint.length;
+    best = fields[0];
+  }
+  return best;
+}
+
 /** `root` and every directory below it, parents first; symbolic links are not followed. */
 export function directoriesUnder(root: string): string[] {
   const dirs = [root];

@@ -53,6 +53,18 @@ export interface Response {
   audit?: boolean;
   /** With allow: false, the errno the denied call fails with (Linux 6.14, FAN_DENY_ERRNO). */
   errno?: number;
+  /** With allow: true, stop asking about this file until it is modified. Not implemented yet: `true` throws NotSupported. */
+  cache?: boolean;
+}
+
+/** The options of `allow()`: see Response. */
+export interface AllowOptions {
+  cache?: boolean;
+}
+
+/** The options of `deny()`: see Response. */
+export interface DenyOptions {
+  errno?: number;
 }
 
 export interface ProcessInfo {

@@ -67,6 +67,37 @@ export function checkOneOf<T extends string>(value: unknown, what: string, allow
 }
 
 /**
+ * An AbortSignal, checked by its shape as Node does (an `instanceof` test
+ * would reject signals of another realm, such as a vm context, or of
+ * another copy of the class).
+ */
+export function checkSignal(value: unknown, what: string): AbortSignal {
+  const s = value as { aborted?: unknown; addEventListener?: unknown; removeEventListener?: unknown } | null;
+  if (
+    s === null ||
+    typeof s !== 'object' ||
+    typeof s.aborted !== 'boolean' ||
+    typeof s.addEventListener !== 'function' ||
+    typeof s.removeEventListener !== 'function'
+  ) {
+    throw invalidArgument(`${what} must be an AbortSignal, got ${describe(value)}`);
+  }
+  return value as AbortSignal;
+}
+
+/**
+ * The Response an allow()/deny() call means: its options object (allow:
+ * `cache`; deny: `errno`) and nothing more. `args` is the call's arguments
+ * after the event, so an extra one is an error rather than ignored.
+ */
+export function answerFor(allow: boolean, args: ArrayLike<unknown>): { allow: boolean; cache?: boolean; errno?: number } {
+  const name = allow ? 'allow' : 'deny';
+  if (args.length > 1) throw invalidArgument(`${name}() takes one options object at most, got ${args.length} arguments`);
+  const o = checkOptions<{ cache?: boolean; errno?: number }>(args[0], `${name}() options`, allow ? ['cache'] : ['errno']);
+  return { ...o, allow };
+}
+
+/**
  * An options object: undefined, or a plain object whose keys are all known.
  * An unknown key is an error rather than silently ignored (a typo such as
  * `recursve: true` must not quietly watch less than asked).

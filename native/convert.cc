@@ -107,7 +107,8 @@ Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Flo
     row[3] = ev.fd;
     row[4] = static_cast<double>(ev.id);
     row[5] = ev.group;
-    row[6] = (ev.permissionGroup ? 1 : 0) | (ev.isDirectory ? 2 : 0) | (ev.hasProcess ? 4 : 0);
+    row[6] = (ev.permissionGroup ? kBatchPermissionGroup : 0) | (ev.isDirectory ? kBatchDirectory : 0) |
+             (ev.hasProcess ? kBatchProcess : 0);
 
     const uint32_t base = static_cast<uint32_t>(i * kBatchStrings);
     // Unknown strings stay holes (read as null): a set per string is most of
@@ -135,6 +136,20 @@ Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Flo
   batch.Set(1u, Napi::Value(env, strings));
   batch.Set(2u, extras);
   return batch;
+}
+
+Napi::Object batchLayout(Napi::Env env) {
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("numbers", static_cast<double>(kBatchNumbers));
+  layout.Set("strings", static_cast<double>(kBatchStrings));
+  layout.Set("permissionGroup", kBatchPermissionGroup);
+  layout.Set("directory", kBatchDirectory);
+  layout.Set("process", kBatchProcess);
+  layout.Set("normal", static_cast<uint32_t>(Event::Kind::Normal));
+  layout.Set("overflow", static_cast<uint32_t>(Event::Kind::Overflow));
+  layout.Set("error", static_cast<uint32_t>(Event::Kind::Error));
+  layout.Set("warning", static_cast<uint32_t>(Event::Kind::Warning));
+  return layout;
 }
 
 }  // namespace fan

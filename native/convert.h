@@ -30,6 +30,13 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 //       for the rare events that carry more
 constexpr size_t kBatchNumbers = 7;
 constexpr size_t kBatchStrings = 6;
+// The bits of the flags number.
+constexpr uint32_t kBatchPermissionGroup = 1;
+constexpr uint32_t kBatchDirectory = 2;
+constexpr uint32_t kBatchProcess = 4;
+// This layout (sizes, flag bits, Event::Kind values) as an object, exported
+// as `batchLayout`: lib/batch.ts checks its own copy against it.
+Napi::Object batchLayout(Napi::Env env);
 // `numbers` holds at least events.size() * kBatchNumbers entries.
 Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Float64Array numbers);
 

@@ -1,5 +1,7 @@
 #include "decoder.h"
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "fan_constants.h"
@@ -69,8 +71,13 @@ void decodeRecord(const uint8_t* rec, size_t len, RawEvent& ev) {
   switch (type) {
     case FAN_EVENT_INFO_TYPE_PIDFD:
       if (len >= 8) {
-        ev.hasPidfd = true;
-        ev.pidfd = load<int32_t>(rec + 4);
+        int32_t pidfd = load<int32_t>(rec + 4);
+        if (ev.hasPidfd) {
+          ev.duplicatePidfds.push_back(pidfd);  // keep the first; the reader closes this one
+        } else {
+          ev.hasPidfd = true;
+          ev.pidfd = pidfd;
+        }
       }
       return;
     case FAN_EVENT_INFO_TYPE_ERROR:
@@ -114,6 +121,12 @@ const FileIdRecord* RawEvent::findFid(uint8_t type) const {
   for (const auto& fid : fids)
     if (fid.type == type) return &fid;
   return nullptr;
+}
+
+void closeDuplicatePidfds(RawEvent& ev) {
+  for (int32_t fd : ev.duplicatePidfds)
+    if (fd >= 0) ::close(fd);
+  ev.duplicatePidfds.clear();
 }
 
 size_t decodeEvents(const uint8_t* buf, size_t len, std::vector<RawEvent>& out) {

@@ -37,6 +37,10 @@ struct RawEvent {
   std::vector<FileIdRecord> fids;
   bool hasPidfd = false;
   int32_t pidfd = -1;
+  // The pidfds of further PIDFD records (the kernel writes one; a second one
+  // keeps the first): a reader of a kernel fd must close these, see
+  // closeDuplicatePidfds.
+  std::vector<int32_t> duplicatePidfds;
   bool hasError = false;
   int32_t error = 0;
   uint32_t errorCount = 0;
@@ -54,5 +58,9 @@ struct RawEvent {
 // consumed; a trailing partial event (which the kernel never produces) is
 // left unconsumed rather than misread.
 size_t decodeEvents(const uint8_t* buf, size_t len, std::vector<RawEvent>& out);
+
+// Closes an event's duplicatePidfds: for events read from a kernel fd only
+// (decoding caller-supplied bytes must never close the numbers in them).
+void closeDuplicatePidfds(RawEvent& ev);
 
 }  // namespace fan

@@ -1,19 +1,14 @@
 #include "errors.h"
 
-#include <uv.h>
-
 #include <cstring>
 
 namespace fan {
-
-const char* errnoName(int err) { return uv_err_name(-err); }
 
 Napi::Error makeSysError(Napi::Env env, const SysError& e) {
   std::string message = std::string(e.syscall) + ": " + std::strerror(e.err);
   if (!e.path.empty()) message += " '" + e.path + "'";
   Napi::Error error = Napi::Error::New(env, message);
   Napi::Object obj = error.Value();
-  obj.Set("code", errnoName(e.err));
   obj.Set("errno", -e.err);  // negative, as Node's own system errors do
   obj.Set("syscall", e.syscall);
   if (!e.path.empty()) obj.Set("path", e.path);

@@ -1,8 +1,9 @@
 // How a failed system call travels to JavaScript. Native code never builds
 // the final FanotifyError: errors created here live in the addon's realm,
 // which breaks `instanceof` under jest. Instead it throws a plain Error
-// carrying { code, errno, syscall, path }, and lib/errors.ts turns that into
-// a FanotifyError with a message that says what to do.
+// carrying { errno, syscall, path }, and lib/errors.ts turns that into a
+// FanotifyError with a message that says what to do (and the errno's name,
+// `code`, from Node's own table: there is no second copy here).
 #pragma once
 
 #include <napi.h>
@@ -15,12 +16,7 @@ struct SysError {
   int err = 0;  // positive errno
   const char* syscall = "";
   std::string path;
-
-  bool failed() const { return err != 0; }
 };
-
-// errno's symbolic name, e.g. "ENOENT" (libuv's table, so it matches Node's).
-const char* errnoName(int err);
 
 Napi::Error makeSysError(Napi::Env env, const SysError& e);
 [[noreturn]] void throwSysError(Napi::Env env, const SysError& e);

@@ -50,6 +50,7 @@ Napi::Value ReadEvents(const Napi::CallbackInfo& info) {
   }
   std::vector<RawEvent> events;
   decodeEvents(buf.data(), static_cast<size_t>(n), events);
+  for (RawEvent& ev : events) closeDuplicatePidfds(ev);  // the caller gets (and closes) the first
   Napi::Array array = Napi::Array::New(info.Env(), events.size());
   for (size_t i = 0; i < events.size(); i++) array.Set(i, rawEventToJs(info.Env(), events[i]));
   return array;

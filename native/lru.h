@@ -43,8 +43,6 @@ class LruMap {
     order_.clear();
   }
 
-  size_t size() const { return map_.size(); }
-
  private:
   using Order = std::list<std::string>;
   struct Slot {

@@ -7,8 +7,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 namespace fan {
 
@@ -76,6 +78,19 @@ bool PathResolver::stillThere(Known& known) {
   return true;
 }
 
+// An entry whose path no longer leads to its object is dropped: the object
+// is gone (its marks with it), or moved, and then open_by_handle_at (where
+// allowed) finds it again through the LRU cache. Only lstat: nothing opened.
+void PathResolver::pruneMarkedLocked() {
+  for (auto it = marked_.begin(); it != marked_.end();) {
+    struct stat st;
+    const Known& known = it->second;
+    bool there = lstat(known.path.c_str(), &st) == 0 && st.st_dev == known.dev && st.st_ino == known.ino;
+    it = there ? std::next(it) : marked_.erase(it);
+  }
+  markedPruneAt_ = std::max(kMarkedPruneMin, marked_.size() * 2);
+}
+
 void PathResolver::newBatch() {
   std::lock_guard<std::mutex> lock(mu_);
   batch_++;
@@ -128,6 +143,7 @@ void PathResolver::rememberMarked(int dirfd, const std::string& path, bool follo
   {
     std::lock_guard<std::mutex> lock(mu_);
     marked_[key] = Known{resolved, st.st_dev, st.st_ino};
+    if (marked_.size() >= markedPruneAt_) pruneMarkedLocked();
     needMountFd = mountFds_.find(fsidKey(fsid)) == mountFds_.end();
   }
   if (!needMountFd) return;

@@ -69,6 +69,12 @@ class PathResolver {
     uint64_t checkedInBatch = 0;
   };
   static constexpr size_t kCacheLimit = 4096;
+  // marked_ is checked for objects gone (or moved away) once it holds this
+  // many, then at twice what is left: unwatched directories deleted since do
+  // not pile up until close.
+  static constexpr size_t kMarkedPruneMin = 1024;
+  size_t markedPruneAt_ = kMarkedPruneMin;
+  void pruneMarkedLocked();
   static uint64_t fsidKey(const int32_t fsid[2]);
   bool stillThere(Known& known);
   int checkLocked(Known* known, std::string& out);

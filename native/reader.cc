@@ -40,7 +40,8 @@ int writeResponse(int groupFd, int eventFd, uint32_t response) {
 // a path that only another watch covers: those bits are not reported.
 // `path` moved from `from` to `to`'s place: rewrite it as it was.
 bool unmove(std::string& path, const std::string& to, const std::string& from) {
-  if (path.compare(0, to.size(), to) != 0 || (path.size() > to.size() && path[to.size()] != '/')) return false;
+  std::string::size_type rest;
+  if (to == "/" || !below(path, to, rest)) return false;
   path = from + path.substr(to.size());
   return true;
 }
@@ -117,12 +118,6 @@ void Reader::setScope(int group, std::vector<ScopeRule> rules) {
 }
 // Note: the kernel may already hold events from before the scope changed;
 // they are judged by the new scope, which is what the caller just asked for.
-
-int Reader::groupFd(int group) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (group < 0 || static_cast<size_t>(group) >= groups_.size()) return -1;
-  return groups_[group].fd;
-}
 
 bool Reader::mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err) {
   int fd;
@@ -326,6 +321,7 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
       raw.pidfd = -1;
     }
   } pidfdCloser{raw};
+  closeDuplicatePidfds(raw);  // before raw is moved into ev
 
   if (raw.mask & FAN_Q_OVERFLOW) {
     closeIfOpen(raw.fd);

@@ -76,7 +76,6 @@ class Reader {
   // Creates a group with exactly these fanotify_init flags; returns its index.
   int addGroup(unsigned flags, unsigned eventFlags, SysError& err);
   bool mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err);
-  int groupFd(int group) const;
   // Keeps only events inside these rules from this group (recursive watches);
   // no rules: everything the kernel reports.
   void setScope(int group, std::vector<ScopeRule> rules);

@@ -51,7 +51,6 @@ Napi::Function ReaderWrap::Init(Napi::Env env) {
                          InstanceMethod<&ReaderWrap::StartAsync>("startAsync"),
                          InstanceMethod<&ReaderWrap::SetDelivery>("setDelivery"),
                          InstanceMethod<&ReaderWrap::SetRef>("setRef"),
-                         InstanceMethod<&ReaderWrap::GroupFd>("groupFd"),
                          InstanceMethod<&ReaderWrap::SetScope>("setScope"),
                          InstanceMethod<&ReaderWrap::Close>("close"),
                          InstanceMethod<&ReaderWrap::CloseAsync>("closeAsync"),
@@ -270,10 +269,6 @@ Napi::Value ReaderWrap::SetScope(const Napi::CallbackInfo& info) {
   }
   reader_->setScope(info[0].As<Napi::Number>().Int32Value(), std::move(rules));
   return info.Env().Undefined();
-}
-
-Napi::Value ReaderWrap::GroupFd(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), reader_->groupFd(info[0].As<Napi::Number>().Int32Value()));
 }
 
 Napi::Value ReaderWrap::Close(const Napi::CallbackInfo& info) {

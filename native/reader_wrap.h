@@ -34,7 +34,6 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value StartAsync(const Napi::CallbackInfo& info);
   Napi::Value SetDelivery(const Napi::CallbackInfo& info);
   Napi::Value SetRef(const Napi::CallbackInfo& info);
-  Napi::Value GroupFd(const Napi::CallbackInfo& info);
   Napi::Value SetScope(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value CloseAsync(const Napi::CallbackInfo& info);

@@ -8,7 +8,8 @@ namespace {
 
 constexpr uint64_t kFlagBits = 0x40000000 | 0x08000000;  // FAN_ONDIR | FAN_EVENT_ON_CHILD
 
-// `path` is `base` or lies below it; `rest` is what follows "base/".
+}  // namespace
+
 bool below(const std::string& path, const std::string& base, std::string::size_type& restStart) {
   if (base == "/") {
     restStart = 1;
@@ -23,8 +24,6 @@ bool below(const std::string& path, const std::string& base, std::string::size_t
   restStart = base.size() + 1;
   return true;
 }
-
-}  // namespace
 
 uint64_t Scope::covered(const std::string& path, uint64_t mask) const {
   const uint64_t events = mask & ~kFlagBits;

@@ -36,4 +36,8 @@ class Scope {
 
 using ScopePtr = std::shared_ptr<const Scope>;
 
+// `path` is `base` or lies below it (the one such test in native code);
+// `restStart` gets where what follows "base/" starts.
+bool below(const std::string& path, const std::string& base, std::string::size_type& restStart);
+
 }  // namespace fan
