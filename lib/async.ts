@@ -5,10 +5,10 @@ import type { NativeBatch } from './native';
 import { FanotifyError, invalidArgument } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions } from './options';
-import type { FanotifyOptions, Response, WatchOptions } from './types';
+import type { Encoding, FanotifyOptions, PathOf, Response, WatchOptions } from './types';
 import { checkInteger, checkOptions, describe } from './validate';
 
-export interface AsyncFanotifyOptions extends FanotifyOptions {
+export interface AsyncFanotifyOptions<E extends Encoding = 'utf8'> extends FanotifyOptions<E> {
   /** Closes the instance when aborted. */
   signal?: AbortSignal;
 }
@@ -19,14 +19,14 @@ export interface WaitOptions {
   timeout?: number;
 }
 
-/** The typed event map of AsyncFanotify. */
-export interface AsyncFanotifyEvents {
+/** The typed event map of AsyncFanotify; `P` is the type of event paths (Buffer with encoding: 'buffer'). */
+export interface AsyncFanotifyEvents<P extends string | Buffer = string> {
   /** Every event, permission and overflow events included. */
-  event: [event: FanotifyEvent];
+  event: [event: FanotifyEvent<P>];
   /** Permission events (also emitted as 'event'): answer with ev.allow() / ev.deny(). */
-  permission: [event: FanotifyEvent];
+  permission: [event: FanotifyEvent<P>];
   /** The kernel queue overflowed and events were lost (also emitted as 'event'). */
-  overflow: [event: FanotifyEvent];
+  overflow: [event: FanotifyEvent<P>];
   /** Non-fatal: a listener failed, the reader hit EMFILE, or a permission queue overflowed. */
   error: [error: Error];
   /** A permission event was answered by its deadline (permissionTimeout). */
@@ -34,8 +34,8 @@ export interface AsyncFanotifyEvents {
   close: [];
 }
 
-interface Waiter {
-  resolve(event: FanotifyEvent): void;
+interface Waiter<T> {
+  resolve(event: T): void;
   /** The instance closed while waiting. */
   closed(): void;
 }
@@ -53,10 +53,10 @@ interface Waiter {
  *   reading and the kernel keeps the backlog (it reports an overflow if that
  *   fills too), so memory never grows without bound.
  */
-export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements AsyncDisposable {
+export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<AsyncFanotifyEvents<PathOf<E>>> implements AsyncDisposable {
   readonly #core: Core;
-  readonly #queue: FanotifyEvent[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #queue: FanotifyEvent<PathOf<E>>[] = [];
+  readonly #waiters: Waiter<FanotifyEvent<PathOf<E>>>[] = [];
   #held: Delivery[] = [];
   #pulling = false;
   #paused = false;
@@ -68,7 +68,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   #signal: AbortSignal | undefined;
   readonly #onAbort = () => void this.close();
 
-  constructor(options?: AsyncFanotifyOptions) {
+  constructor(options?: AsyncFanotifyOptions<E>) {
     const signal = options && typeof options === 'object' ? options.signal : undefined;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw invalidArgument(`options.signal must be an AbortSignal, got ${describe(signal)}`);
@@ -117,7 +117,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /** The next event, or null once the instance is closed. */
-  nextEvent(): Promise<FanotifyEvent | null> {
+  nextEvent(): Promise<FanotifyEvent<PathOf<E>> | null> {
     this.#pulling = true;
     const ready = this.#shift();
     if (ready) return Promise.resolve(ready);
@@ -126,7 +126,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /** The next event; rejects with kind 'Timeout', 'Aborted' or 'Closed'. */
-  waitForEvent(options?: WaitOptions): Promise<FanotifyEvent> {
+  waitForEvent(options?: WaitOptions): Promise<FanotifyEvent<PathOf<E>>> {
     let timeout: number | undefined;
     let signal: AbortSignal | undefined;
     try {
@@ -155,7 +155,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
         cleanup();
         reject(abortedError(signal!));
       };
-      const waiter: Waiter = {
+      const waiter: Waiter<FanotifyEvent<PathOf<E>>> = {
         resolve: (event) => {
           cleanup();
           resolve(event);
@@ -177,7 +177,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /** `for await (const ev of afan)`: the pull queue, ending when the instance closes. */
-  async *[Symbol.asyncIterator](): AsyncIterator<FanotifyEvent> {
+  async *[Symbol.asyncIterator](): AsyncIterator<FanotifyEvent<PathOf<E>>> {
     for (;;) {
       const event = await this.nextEvent();
       if (event === null) return;
@@ -253,17 +253,17 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /** Allows the access a permission event asks about. A second answer is a no-op. */
-  allow(event: FanotifyEvent): void {
+  allow(event: FanotifyEvent<PathOf<E>>): void {
     this.#core.respond(event, { allow: true });
   }
 
   /** Denies it: the process's call fails with EPERM. A second answer is a no-op. */
-  deny(event: FanotifyEvent): void {
+  deny(event: FanotifyEvent<PathOf<E>>): void {
     this.#core.respond(event, { allow: false });
   }
 
   /** Answers with audit and errno options (see Response). */
-  respond(event: FanotifyEvent, response: Response): void {
+  respond(event: FanotifyEvent<PathOf<E>>, response: Response): void {
     this.#core.respond(event, response);
   }
 
@@ -307,14 +307,14 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
         return;
       case 'error':
         this.#reportError(delivery.error);
-        if (delivery.event) this.#dispatchEvent(delivery.event);
+        if (delivery.event) this.#dispatchEvent(delivery.event as FanotifyEvent<PathOf<E>>);
         return;
       case 'event':
-        this.#dispatchEvent(delivery.event);
+        this.#dispatchEvent(delivery.event as FanotifyEvent<PathOf<E>>);
     }
   }
 
-  #dispatchEvent(event: FanotifyEvent): void {
+  #dispatchEvent(event: FanotifyEvent<PathOf<E>>): void {
     let heard = false;
     if (event.isOverflow()) heard = this.#callListeners('overflow', event) || heard;
     if (event.isPermission()) heard = this.#callListeners('permission', event) || heard;
@@ -327,9 +327,9 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
    * whose promise rejects, answers the permission event at once (rule 3)
    * instead of leaving it to its deadline.
    */
-  #callListeners(name: 'event' | 'permission' | 'overflow', event: FanotifyEvent): boolean {
+  #callListeners(name: 'event' | 'permission' | 'overflow', event: FanotifyEvent<PathOf<E>>): boolean {
     if (this.listenerCount(name) === 0) return false;
-    const listeners = this.rawListeners(name) as Array<(event: FanotifyEvent) => unknown>;
+    const listeners = this.rawListeners(name) as Array<(event: FanotifyEvent<PathOf<E>>) => unknown>;
     for (const listener of listeners) {
       try {
         const result = listener.call(this, event);
@@ -343,7 +343,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     return true;
   }
 
-  #listenerFailed(event: FanotifyEvent, err: unknown): void {
+  #listenerFailed(event: FanotifyEvent<PathOf<E>>, err: unknown): void {
     if (event.isPermission() && !this.closed) {
       this.#core.respond(event, { allow: this.#core.settings.defaultResponse === 'allow' });
     }
@@ -356,13 +356,13 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     else process.emitWarning(error);
   }
 
-  #push(event: FanotifyEvent): void {
+  #push(event: FanotifyEvent<PathOf<E>>): void {
     const waiter = this.#waiters.shift();
     if (waiter) waiter.resolve(event);
     else this.#queue.push(event);
   }
 
-  #shift(): FanotifyEvent | undefined {
+  #shift(): FanotifyEvent<PathOf<E>> | undefined {
     const event = this.#queue.shift();
     if (event) this.#updateDelivery();
     return event;

@@ -9,9 +9,9 @@ import * as os from 'node:os';
 import { capability } from './capabilities';
 import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
 import { FanotifyError, closedError, fromNative, invalidArgument } from './errors';
-import { FanotifyEvent, type Responder } from './event';
+import { FanotifyEvent, type AnyEvent, type Responder } from './event';
 import { unpackBatch } from './batch';
-import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord, type NativeScopeRule } from './native';
+import { native, RecordKind, type NativeBatch, type NativePath, type NativeReader, type NativeRecord, type NativeScopeRule } from './native';
 import type { Settings } from './options';
 import type { MarkType, Response, WatchOptions } from './types';
 import { directoriesUnder, entriesOf, isUnder, mountsInside, realPath } from './tree';
@@ -33,8 +33,8 @@ const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) =
 
 /** What a native record became: an event to hand out, an error to report, or a warning. */
 export type Delivery =
-  | { type: 'event'; event: FanotifyEvent }
-  | { type: 'error'; error: FanotifyError; event?: FanotifyEvent }
+  | { type: 'event'; event: AnyEvent }
+  | { type: 'error'; error: FanotifyError; event?: AnyEvent }
   | { type: 'warning'; message: string };
 
 /**
@@ -94,6 +94,7 @@ export class Core implements Responder {
       queueLimit: settings.queueLimit,
       bufferSize: settings.bufferSize,
       processInfo: settings.processInfo,
+      buffers: settings.encoding === 'buffer',
     });
     if (exactFlags !== undefined) this.groups.set('exact', this.createGroup(exactFlags, 'exact'));
   }
@@ -336,7 +337,12 @@ export class Core implements Responder {
         record.targets.add(dir);
         if (!(record.requested & FAN.FAN_CREATE)) continue;
         for (const [name, isDirectory] of entriesOf(dir)) {
-          out.push(this.deliveryFor(syntheticCreate(`${dir}/${name}`, name, isDirectory)));
+          const create = syntheticCreate(`${dir}/${name}`, name, isDirectory);
+          if (this.settings.encoding === 'buffer') {
+            create.path = Buffer.from(create.path as string);
+            create.name = Buffer.from(name);
+          }
+          out.push(this.deliveryFor(create));
         }
       }
     }
@@ -345,8 +351,9 @@ export class Core implements Responder {
   /** Events that unprivileged recursion asked for only to follow new directories. */
   private withoutRecursionBits(record: NativeRecord): NativeRecord | null {
     if (record.path === null) return record;
+    const where = pathString(record.path);
     for (const r of this.marks.values()) {
-      if (r.recursive !== 'directory' || !isUnder(record.path, r.real)) continue;
+      if (r.recursive !== 'directory' || !isUnder(where, r.real)) continue;
       const mask = record.mask & (r.requested | EventClass.FLAGS);
       if ((mask & ~EventClass.FLAGS) === 0) return null;
       return mask === record.mask ? record : { ...record, mask };
@@ -355,7 +362,7 @@ export class Core implements Responder {
   }
 
   /** Answers a permission event; a second answer, or one after close, is a no-op. */
-  respond(event: FanotifyEvent, rawResponse: Response): void {
+  respond(event: AnyEvent, rawResponse: Response): void {
     const response = checkResponse(rawResponse);
     if (!(event instanceof FanotifyEvent)) throw invalidArgument(`expected a FanotifyEvent, got ${describe(event)}`);
     if (FanotifyEvent.responderOf(event) !== this) {
@@ -410,7 +417,7 @@ export class Core implements Responder {
           const kept = followed ? this.withoutRecursionBits(record) : record;
           if (kept) out.push(this.deliveryFor(kept));
           if (followed && record.isDirectory && record.path !== null && record.mask & (FAN.FAN_CREATE | FAN.FAN_MOVED_TO)) {
-            this.followNewDirectory(record.path, out);
+            this.followNewDirectory(pathString(record.path), out);
           }
         }
       }
@@ -585,6 +592,15 @@ const RECURSION_BITS = FAN.FAN_CREATE | FAN.FAN_MOVED_TO | FAN.FAN_ONDIR | FAN.F
 function syntheticCreate(path: string, name: string, isDirectory: boolean): NativeRecord {
   const mask = FAN.FAN_CREATE | (isDirectory ? FAN.FAN_ONDIR : 0);
   return { kind: RecordKind.Normal, mask, pid: 0, fd: -1, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
+}
+
+/**
+ * A record's path as a string, for following directories by name. With
+ * encoding: 'buffer' that decodes the bytes as UTF-8, so a directory whose
+ * name is not UTF-8 is not followed (README, Limits).
+ */
+function pathString(p: NativePath): string {
+  return typeof p === 'string' ? p : p.toString('utf8');
 }
 
 function markKey(path: string, type: MarkType | 'recursive', ignore: boolean): string {
