@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import { Core, type Delivery } from './core';
@@ -52,6 +53,11 @@ interface Waiter<T> {
  * - the queue is bounded by `queueLimit`: when full, the native reader stops
  *   reading and the kernel keeps the backlog (it reports an overflow if that
  *   fills too), so memory never grows without bound.
+ *
+ * Listeners run in the async context the instance was created in (so an
+ * AsyncLocalStorage store set around `new AsyncFanotify()` is theirs), as
+ * with fs.watch and sockets; a promise from nextEvent()/waitForEvent()
+ * continues in the context of whoever awaits it.
  */
 export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<AsyncFanotifyEvents<PathOf<E>>> implements AsyncDisposable {
   readonly #core: Core;
@@ -67,6 +73,8 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
   #closing: Promise<void> | undefined;
   #signal: AbortSignal | undefined;
   readonly #onAbort = () => void this.close();
+  /** The creator's async context: every listener call runs in it. */
+  readonly #context = new AsyncResource('Fanotify');
 
   constructor(options?: AsyncFanotifyOptions<E>) {
     const signal = options && typeof options === 'object' ? options.signal : undefined;
@@ -76,7 +84,8 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     const settings = readOptions(options, ['signal']);
     super();
     this.#core = new Core(settings);
-    this.#core.native.startAsync((records) => this.#receive(records));
+    // The native callback comes with no async context of its own.
+    this.#core.native.startAsync((batch) => this.#context.runInAsyncScope(this.#receive, this, batch));
     // No watch yet: do not hold the process open (see #updateRef).
     this.#core.native.setRef(false);
     if (signal) {
@@ -87,7 +96,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     // A listener added after events were queued for nobody gets those first.
     (this as EventEmitter).on('newListener', (name: string | symbol) => {
       if ((name === 'event' || name === 'permission') && !this.#pulling && this.#queue.length > 0) {
-        queueMicrotask(() => this.#flushQueueToListeners());
+        queueMicrotask(() => this.#context.runInAsyncScope(this.#flushQueueToListeners, this));
       }
     });
   }
@@ -215,7 +224,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     this.#paused = false;
     // Held events go out on the next tick, as Readable.resume() does: callers
     // such as events.on() resume before they are ready to be re-entered.
-    process.nextTick(() => this.#releaseHeld());
+    process.nextTick(() => this.#context.runInAsyncScope(this.#releaseHeld, this));
     return this;
   }
 
