@@ -107,11 +107,12 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
   }
 
   /**
-   * Starts reporting `mask` events (MaskFlags) for `path`; rejects with a
+   * Starts reporting `mask` events (MaskFlags) for `path` (a string, a
+   * file: URL, or a Buffer of UTF-8); rejects with a
    * FanotifyError on bad input or refusal by the kernel. The instance holds
    * the process open while it has a watch (see unref()).
    */
-  async addWatch(path: string, mask: number, options?: WatchOptions): Promise<void> {
+  async addWatch(path: string | Buffer | URL, mask: number, options?: WatchOptions): Promise<void> {
     this.#core.addWatch(path, mask, options);
     this.#updateRef();
   }
@@ -120,7 +121,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
    * Stops reporting `mask` (default: everything this instance marked there).
    * Give the same `mark`, `ignore` and `recursive` options as addWatch did.
    */
-  async removeWatch(path: string, mask?: number, options?: WatchOptions): Promise<void> {
+  async removeWatch(path: string | Buffer | URL, mask?: number, options?: WatchOptions): Promise<void> {
     this.#core.removeWatch(path, mask, options);
     this.#updateRef();
   }

@@ -53,11 +53,12 @@ export class Fanotify<E extends Encoding = 'utf8'> implements Disposable {
   }
 
   /**
-   * Starts reporting `mask` events (MaskFlags) for `path`. Creates the kernel
-   * groups the mask needs on first use. Throws FanotifyError on bad input
-   * (before any system call) and on refusal by the kernel.
+   * Starts reporting `mask` events (MaskFlags) for `path` (a string, a
+   * file: URL, or a Buffer of UTF-8). Creates the kernel groups the mask
+   * needs on first use. Throws FanotifyError on bad input (before any
+   * system call) and on refusal by the kernel.
    */
-  addWatch(path: string, mask: number, options?: WatchOptions): void {
+  addWatch(path: string | Buffer | URL, mask: number, options?: WatchOptions): void {
     this.#core.addWatch(path, mask, options);
   }
 
@@ -65,7 +66,7 @@ export class Fanotify<E extends Encoding = 'utf8'> implements Disposable {
    * Stops reporting `mask` (default: everything this instance marked there).
    * Give the same `mark`, `ignore` and `recursive` options as addWatch did.
    */
-  removeWatch(path: string, mask?: number, options?: WatchOptions): void {
+  removeWatch(path: string | Buffer | URL, mask?: number, options?: WatchOptions): void {
     this.#core.removeWatch(path, mask, options);
   }
 

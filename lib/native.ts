@@ -107,7 +107,7 @@ export interface NativeReader {
 export interface NativeAddon {
   Reader: new (options: NativeReaderOptions) => NativeReader;
   fanotifyInit(flags: number, eventFlags: number): number;
-  fanotifyMark(fd: number, flags: number, mask: number, dirfd: number, path?: string): void;
+  fanotifyMark(fd: number, flags: number, mask: number, dirfd: number, path?: string | Buffer): void;
   readEvents(fd: number, bufferSize: number): RawEvent[];
   decode(bytes: Uint8Array): { events: RawEvent[]; bytesUsed: number };
   writeResponse(fd: number, eventFd: number, response: number): void;

@@ -6,7 +6,11 @@
  * groups, renames, a recursive watch, toJSON(), and bad values.
  */
 import * as fs from 'node:fs';
-import { AsyncFanotify, Fanotify, FanotifyEvent, FanotifyFlags, MaskFlags } from '../lib';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { AsyncFanotify, Fanotify, FanotifyEvent, FanotifyFlags, MaskFlags, lowLevel as ll } from '../lib';
+import { reapAll, runChild } from './helpers/child';
+import { ensureDist } from './helpers/dist';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { thrown } from './helpers/errors';
@@ -65,7 +69,10 @@ const isBuffer = (p: unknown, bytes: Buffer) => Buffer.isBuffer(p) && p.equals(b
 describeRoot('encoding: paths and names as the kernel gives them', () => {
   let scratch: Scratch;
   beforeAll(() => (scratch = mountTmpfs()));
-  afterAll(() => scratch?.cleanup());
+  afterAll(() => {
+    reapAll();
+    scratch?.cleanup();
+  });
 
   test("bad values of encoding are InvalidArgument, in both front ends", () => {
     for (const encoding of ['latin1', 'Buffer', '', 5, null, true]) {
@@ -256,4 +263,87 @@ describeRoot('encoding: paths and names as the kernel gives them', () => {
       }
     },
   );
+
+  test('addWatch takes a Buffer path of UTF-8 and a file: URL; a Buffer that is not UTF-8 is InvalidPath, not another path', async () => {
+    const dir = scratch.freshDir('sub');
+    const fan = new Fanotify();
+    const afan = new AsyncFanotify();
+    try {
+      fan.addWatch(Buffer.from(dir), MaskFlags.CREATE);
+      await afan.addWatch(pathToFileURL(path.join(dir, 'sub')), MaskFlags.CREATE);
+      fs.writeFileSync(path.join(dir, 'x'), '');
+      expect(readUntil<string>(fan, (ev) => ev.isCreate()).path).toBe(path.join(dir, 'x'));
+      const heard = listenUntil(afan, (ev) => ev.isCreate());
+      fs.writeFileSync(path.join(dir, 'sub', 'y'), '');
+      expect((await heard).path).toBe(path.join(dir, 'sub', 'y'));
+      fan.removeWatch(Buffer.from(dir), MaskFlags.CREATE);
+
+      const bad = join(dir, Buffer.from([0x64, 0xff]));
+      fs.mkdirSync(bad);
+      const err = thrown(() => fan.addWatch(bad, MaskFlags.CREATE));
+      expect(err.kind).toBe('InvalidPath');
+      expect(err.message).toMatch(/not UTF-8/);
+      await expect(afan.addWatch(bad, MaskFlags.CREATE)).rejects.toMatchObject({ kind: 'InvalidPath' });
+      // Nothing was marked: a blocking read says so.
+      expect(thrown(() => fan.readEvent()).message).toMatch(/nothing is watched/);
+    } finally {
+      fan.close();
+      await afan.close();
+    }
+  });
+
+  test('lowLevel.fanotifyMark takes a Buffer path as its exact bytes', () => {
+    const dir = scratch.freshDir();
+    const file = join(dir, BAD_NAME);
+    fs.writeFileSync(file, 'x');
+    const g = ll.fanotifyInit(ll.FAN_CLASS_NOTIF | ll.FAN_CLOEXEC | ll.FAN_NONBLOCK, fs.constants.O_RDONLY);
+    const dirfd = fs.openSync(dir, 'r');
+    try {
+      // Relative to dirfd: only the file's own bytes name it.
+      ll.fanotifyMark(g, ll.FAN_MARK_ADD, ll.FAN_CLOSE_WRITE, dirfd, BAD_NAME);
+      fs.appendFileSync(file, 'y');
+      const events = ll.readEvents(g);
+      expect(events.map((e) => e.mask)).toEqual([ll.FAN_CLOSE_WRITE]);
+      for (const e of events) if (e.fd >= 0) ll.close(e.fd);
+      expect(thrown(() => ll.fanotifyMark(g, ll.FAN_MARK_ADD, ll.FAN_CLOSE_WRITE, dirfd, Buffer.from('a\0b'))).kind).toBe('InvalidPath');
+      expect(thrown(() => ll.fanotifyMark(g, ll.FAN_MARK_ADD, ll.FAN_CLOSE_WRITE, dirfd, Buffer.alloc(0))).kind).toBe('InvalidPath');
+    } finally {
+      fs.closeSync(dirfd);
+      ll.close(g);
+    }
+  });
+
+  test("unprivileged recursive watch over a directory whose name is not UTF-8: the watch is placed; 'buffer' names are exact", async () => {
+    ensureDist();
+    const dir = scratch.freshDir('ok');
+    fs.mkdirSync(join(dir, Buffer.from([0x64, 0xff])));
+    fs.chmodSync(dir, 0o777);
+    fs.chmodSync(path.join(dir, 'ok'), 0o777);
+    const code = `
+      const fs = require('fs');
+      const { Fanotify, MaskFlags } = require(${JSON.stringify(path.resolve(__dirname, '..', 'dist'))});
+      const dir = process.argv[1];
+      const bad = Buffer.from([${[...BAD_NAME].join(',')}]);
+      const fan = new Fanotify({ encoding: 'buffer' });
+      const out = {};
+      try {
+        fan.addWatch(dir, MaskFlags.CREATE, { recursive: true });
+        out.placed = true;
+        fs.writeFileSync(Buffer.concat([Buffer.from(dir + '/ok/'), bad]), '');
+        const deadline = Date.now() + 3000;
+        while (!out.name && Date.now() < deadline) {
+          for (const ev of fan.readEvents({ timeout: 200 })) if (ev.isCreate() && ev.name) out.name = [...ev.name];
+        }
+      } catch (e) {
+        out.error = e.kind + ': ' + e.message;
+      }
+      fan.close();
+      console.log(JSON.stringify(out));
+    `;
+    const r = await runChild('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', code, dir], 15000, { cwd: '/' });
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as { placed?: boolean; name?: number[]; error?: string };
+    expect(out.error).toBeUndefined();
+    expect(out.placed).toBe(true);
+    expect(out.name).toEqual([...BAD_NAME]);
+  });
 });
