@@ -337,12 +337,7 @@ export class Core implements Responder {
         record.targets.add(dir);
         if (!(record.requested & FAN.FAN_CREATE)) continue;
         for (const [name, isDirectory] of entriesOf(dir)) {
-          const create = syntheticCreate(`${dir}/${name}`, name, isDirectory);
-          if (this.settings.encoding === 'buffer') {
-            create.path = Buffer.from(create.path as string);
-            create.name = Buffer.from(name);
-          }
-          out.push(this.deliveryFor(create));
+          out.push(this.deliveryFor(syntheticCreate(dir, name, isDirectory, this.settings.encoding === 'buffer')));
         }
       }
     }
@@ -589,8 +584,11 @@ export class Core implements Responder {
 const RECURSION_BITS = FAN.FAN_CREATE | FAN.FAN_MOVED_TO | FAN.FAN_ONDIR | FAN.FAN_EVENT_ON_CHILD;
 
 /** A CREATE found by scanning a directory that was marked after it was made. */
-function syntheticCreate(path: string, name: string, isDirectory: boolean): NativeRecord {
+function syntheticCreate(dir: string, entry: Buffer, isDirectory: boolean, buffers: boolean): NativeRecord {
   const mask = FAN.FAN_CREATE | (isDirectory ? FAN.FAN_ONDIR : 0);
+  // The entry's bytes as the kernel's events would give them, in either encoding.
+  const name = buffers ? entry : entry.toString('utf8');
+  const path = buffers ? Buffer.concat([Buffer.from(`${dir}/`), entry]) : `${dir}/${name as string}`;
   return { kind: RecordKind.Normal, mask, pid: 0, fd: -1, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
 }
 

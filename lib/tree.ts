@@ -76,10 +76,10 @@ export function directoriesUnder(root: string): string[] {
   return dirs;
 }
 
-/** The entries of a directory as [name, isDirectory]; empty if it is gone. */
-export function entriesOf(dir: string): Array<[string, boolean]> {
+/** The entries of a directory as [name as bytes, isDirectory]; empty if it is gone. */
+export function entriesOf(dir: string): Array<[Buffer, boolean]> {
   try {
-    return fs.readdirSync(dir, { withFileTypes: true }).map((e) => [e.name, e.isDirectory()] as [string, boolean]);
+    return fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }).map((e) => [e.name, e.isDirectory()] as [Buffer, boolean]);
   } catch {
     return [];
   }
