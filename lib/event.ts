@@ -100,7 +100,10 @@ export class FanotifyEvent<P extends string | Buffer = string> {
 
   /** The process (or, with FanotifyFlags.REPORT_TID, thread) that caused it; 0 for events found by a scan. */
   get pid(): number { return this.info.pid; }
-  /** The full path, or null where it cannot be known (see README, Event handling). */
+  /**
+   * The full path, or null where it cannot be known (see README, Event
+   * handling). A Buffer of the kernel's bytes with `encoding: 'buffer'`.
+   */
   get path(): P | null { return this.info.path; }
   /** The event is about a directory (ONDIR). */
   get isDirectory(): boolean { return this.info.isDirectory; }
