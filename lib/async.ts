@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import { Core, type Delivery } from './core';
@@ -5,10 +6,10 @@ import type { NativeBatch } from './native';
 import { FanotifyError, invalidArgument } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions } from './options';
-import type { AllowOptions, DenyOptions, FanotifyOptions, Response, WatchOptions } from './types';
+import type { AllowOptions, DenyOptions, Encoding, FanotifyOptions, PathOf, Response, WatchOptions } from './types';
 import { answerFor, checkInteger, checkOptions, checkSignal } from './validate';
 
-export interface AsyncFanotifyOptions extends FanotifyOptions {
+export interface AsyncFanotifyOptions<E extends Encoding = 'utf8'> extends FanotifyOptions<E> {
   /** Closes the instance when aborted. */
   signal?: AbortSignal;
 }
@@ -19,14 +20,14 @@ export interface WaitOptions {
   timeout?: number;
 }
 
-/** The typed event map of AsyncFanotify. */
-export interface AsyncFanotifyEvents {
+/** The typed event map of AsyncFanotify; `P` is the type of event paths (Buffer with encoding: 'buffer'). */
+export interface AsyncFanotifyEvents<P extends string | Buffer = string> {
   /** Every event, permission and overflow events included. */
-  event: [event: FanotifyEvent];
+  event: [event: FanotifyEvent<P>];
   /** Permission events (also emitted as 'event'): answer with ev.allow() / ev.deny(). */
-  permission: [event: FanotifyEvent];
+  permission: [event: FanotifyEvent<P>];
   /** The kernel queue overflowed and events were lost (also emitted as 'event'). */
-  overflow: [event: FanotifyEvent];
+  overflow: [event: FanotifyEvent<P>];
   /** Non-fatal: a listener failed, the reader hit EMFILE, or a permission queue overflowed. */
   error: [error: Error];
   /** A permission event was answered by its deadline (permissionTimeout). */
@@ -34,8 +35,8 @@ export interface AsyncFanotifyEvents {
   close: [];
 }
 
-interface Waiter {
-  resolve(event: FanotifyEvent): void;
+interface Waiter<T> {
+  resolve(event: T): void;
   /** The instance closed while waiting. */
   closed(): void;
 }
@@ -52,11 +53,16 @@ interface Waiter {
  * - the queue is bounded by `queueLimit`: when full, the native reader stops
  *   reading and the kernel keeps the backlog (it reports an overflow if that
  *   fills too), so memory never grows without bound.
+ *
+ * Listeners run in the async context the instance was created in (so an
+ * AsyncLocalStorage store set around `new AsyncFanotify()` is theirs), as
+ * with fs.watch and sockets; a promise from nextEvent()/waitForEvent()
+ * continues in the context of whoever awaits it.
  */
-export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements AsyncDisposable {
+export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<AsyncFanotifyEvents<PathOf<E>>> implements AsyncDisposable {
   readonly #core: Core;
-  readonly #queue: FanotifyEvent[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #queue: FanotifyEvent<PathOf<E>>[] = [];
+  readonly #waiters: Waiter<FanotifyEvent<PathOf<E>>>[] = [];
   #held: Delivery[] = [];
   #pulling = false;
   #paused = false;
@@ -67,14 +73,17 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   #closing: Promise<void> | undefined;
   #signal: AbortSignal | undefined;
   readonly #onAbort = () => void this.close();
+  /** The creator's async context: every listener call runs in it. */
+  readonly #context = new AsyncResource('Fanotify');
 
-  constructor(options?: AsyncFanotifyOptions) {
+  constructor(options?: AsyncFanotifyOptions<E>) {
     const rawSignal = options && typeof options === 'object' ? options.signal : undefined;
     const signal = rawSignal === undefined ? undefined : checkSignal(rawSignal, 'options.signal');
     const settings = readOptions(options, ['signal']);
     super();
     this.#core = new Core(settings);
-    this.#core.native.startAsync((records) => this.#receive(records));
+    // The native callback comes with no async context of its own.
+    this.#core.native.startAsync((batch) => this.#context.runInAsyncScope(this.#receive, this, batch));
     // No watch yet: do not hold the process open (see #updateRef).
     this.#core.native.setRef(false);
     if (signal) {
@@ -85,7 +94,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     // A listener added after events were queued for nobody gets those first.
     (this as EventEmitter).on('newListener', (name: string | symbol) => {
       if ((name === 'event' || name === 'permission') && !this.#pulling && this.#queue.length > 0) {
-        queueMicrotask(() => this.#flushQueueToListeners());
+        queueMicrotask(() => this.#context.runInAsyncScope(this.#flushQueueToListeners, this));
       }
     });
   }
@@ -96,11 +105,12 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /**
-   * Starts reporting `mask` events (MaskFlags) for `path`; rejects with a
+   * Starts reporting `mask` events (MaskFlags) for `path` (a string, a
+   * file: URL, or a Buffer of UTF-8); rejects with a
    * FanotifyError on bad input or refusal by the kernel. The instance holds
    * the process open while it has a watch (see unref()).
    */
-  async addWatch(path: string, mask: number, options?: WatchOptions): Promise<void> {
+  async addWatch(path: string | Buffer | URL, mask: number, options?: WatchOptions): Promise<void> {
     this.#core.addWatch(path, mask, options);
     this.#updateRef();
   }
@@ -109,13 +119,13 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
    * Stops reporting `mask` (default: everything this instance marked there).
    * Give the same `mark`, `ignore` and `recursive` options as addWatch did.
    */
-  async removeWatch(path: string, mask?: number, options?: WatchOptions): Promise<void> {
+  async removeWatch(path: string | Buffer | URL, mask?: number, options?: WatchOptions): Promise<void> {
     this.#core.removeWatch(path, mask, options);
     this.#updateRef();
   }
 
   /** The next event, or null once the instance is closed. */
-  nextEvent(): Promise<FanotifyEvent | null> {
+  nextEvent(): Promise<FanotifyEvent<PathOf<E>> | null> {
     this.#pulling = true;
     const ready = this.#shift();
     if (ready) return Promise.resolve(ready);
@@ -124,7 +134,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /** The next event; rejects with kind 'Timeout', 'Aborted' or 'Closed'. */
-  waitForEvent(options?: WaitOptions): Promise<FanotifyEvent> {
+  waitForEvent(options?: WaitOptions): Promise<FanotifyEvent<PathOf<E>>> {
     let timeout: number | undefined;
     let signal: AbortSignal | undefined;
     try {
@@ -152,7 +162,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
         cleanup();
         reject(abortedError(signal!));
       };
-      const waiter: Waiter = {
+      const waiter: Waiter<FanotifyEvent<PathOf<E>>> = {
         resolve: (event) => {
           cleanup();
           resolve(event);
@@ -174,7 +184,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /** `for await (const ev of afan)`: the pull queue, ending when the instance closes. */
-  async *[Symbol.asyncIterator](): AsyncIterator<FanotifyEvent> {
+  async *[Symbol.asyncIterator](): AsyncIterator<FanotifyEvent<PathOf<E>>> {
     for (;;) {
       const event = await this.nextEvent();
       if (event === null) return;
@@ -212,7 +222,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     this.#paused = false;
     // Held events go out on the next tick, as Readable.resume() does: callers
     // such as events.on() resume before they are ready to be re-entered.
-    process.nextTick(() => this.#releaseHeld());
+    process.nextTick(() => this.#context.runInAsyncScope(this.#releaseHeld, this));
     return this;
   }
 
@@ -250,17 +260,17 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
   }
 
   /** Allows the access a permission event asks about (options as ev.allow). A second answer is a no-op. */
-  allow(event: FanotifyEvent, options?: AllowOptions): void {
+  allow(event: FanotifyEvent<PathOf<E>>, options?: AllowOptions): void {
     this.#core.respond(event, answerFor(true, Array.prototype.slice.call(arguments, 1)));
   }
 
   /** Denies it: the process's call fails with EPERM, or `errno` (options as ev.deny). A second answer is a no-op. */
-  deny(event: FanotifyEvent, options?: DenyOptions): void {
+  deny(event: FanotifyEvent<PathOf<E>>, options?: DenyOptions): void {
     this.#core.respond(event, answerFor(false, Array.prototype.slice.call(arguments, 1)));
   }
 
   /** Answers with audit, errno and cache options (see Response). */
-  respond(event: FanotifyEvent, response: Response): void {
+  respond(event: FanotifyEvent<PathOf<E>>, response: Response): void {
     if (arguments.length > 2) throw invalidArgument(`respond() takes an event and a response, got ${arguments.length} arguments`);
     this.#core.respond(event, response);
   }
@@ -305,14 +315,14 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
         return;
       case 'error':
         this.#reportError(delivery.error);
-        if (delivery.event) this.#dispatchEvent(delivery.event);
+        if (delivery.event) this.#dispatchEvent(delivery.event as FanotifyEvent<PathOf<E>>);
         return;
       case 'event':
-        this.#dispatchEvent(delivery.event);
+        this.#dispatchEvent(delivery.event as FanotifyEvent<PathOf<E>>);
     }
   }
 
-  #dispatchEvent(event: FanotifyEvent): void {
+  #dispatchEvent(event: FanotifyEvent<PathOf<E>>): void {
     let heard = false;
     if (event.isOverflow()) heard = this.#callListeners('overflow', event) || heard;
     if (event.isPermission()) heard = this.#callListeners('permission', event) || heard;
@@ -325,9 +335,9 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
    * whose promise rejects, answers the permission event at once (rule 3)
    * instead of leaving it to its deadline.
    */
-  #callListeners(name: 'event' | 'permission' | 'overflow', event: FanotifyEvent): boolean {
+  #callListeners(name: 'event' | 'permission' | 'overflow', event: FanotifyEvent<PathOf<E>>): boolean {
     if (this.listenerCount(name) === 0) return false;
-    const listeners = this.rawListeners(name) as Array<(event: FanotifyEvent) => unknown>;
+    const listeners = this.rawListeners(name) as Array<(event: FanotifyEvent<PathOf<E>>) => unknown>;
     for (const listener of listeners) {
       try {
         const result = listener.call(this, event);
@@ -341,7 +351,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     return true;
   }
 
-  #listenerFailed(event: FanotifyEvent, err: unknown): void {
+  #listenerFailed(event: FanotifyEvent<PathOf<E>>, err: unknown): void {
     if (event.isPermission() && !this.closed) {
       this.#core.respond(event, { allow: this.#core.settings.defaultResponse === 'allow' });
     }
@@ -354,13 +364,13 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     else process.emitWarning(error);
   }
 
-  #push(event: FanotifyEvent): void {
+  #push(event: FanotifyEvent<PathOf<E>>): void {
     const waiter = this.#waiters.shift();
     if (waiter) waiter.resolve(event);
     else this.#queue.push(event);
   }
 
-  #shift(): FanotifyEvent | undefined {
+  #shift(): FanotifyEvent<PathOf<E>> | undefined {
     const event = this.#queue.shift();
     if (event) this.#updateDelivery();
     return event;

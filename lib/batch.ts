@@ -2,7 +2,8 @@
  * Reads the flat batches the native reader hands over (native/convert.h has
  * the layout) into records. Flat on the wire because per-event objects built
  * through Node-API were the reader's biggest cost; plain object literals
- * built here are cheap.
+ * built here are cheap. With the option encoding: 'buffer', paths and names
+ * arrive as Buffers and are passed on as they are.
  */
 import { FanotifyError } from './errors';
 import { native, RecordKind, type NativeBatch, type NativeRecord } from './native';
@@ -65,7 +66,8 @@ export function unpackBatch(batch: NativeBatch): NativeRecord[] {
       oldPath: strings[s + 2] ?? null,
       newPath: strings[s + 3] ?? null,
     };
-    if (flags & PROCESS) record.process = { comm: strings[s + 4] ?? null, exe: strings[s + 5] ?? null };
+    // comm and exe are strings in either encoding.
+    if (flags & PROCESS) record.process = { comm: (strings[s + 4] as string | undefined) ?? null, exe: (strings[s + 5] as string | undefined) ?? null };
     const extra = extras?.[i];
     records[i] = extra ? Object.assign(record, extra) : record;
   }

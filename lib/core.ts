@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import { capability } from './capabilities';
 import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
 import { FanotifyError, closedError, errnoName, fromNative, invalidArgument } from './errors';
-import { FanotifyEvent, type Responder } from './event';
+import { FanotifyEvent, type AnyEvent, type Responder } from './event';
 import { unpackBatch } from './batch';
-import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord, type NativeScopeRule } from './native';
+import { native, RecordKind, type NativeBatch, type NativePath, type NativeReader, type NativeRecord, type NativeScopeRule } from './native';
 import type { Settings } from './options';
 import type { MarkType, Response, WatchOptions } from './types';
 import { directoriesUnder, entriesOf, isUnder, mountIdOf, mountsInside, realPath } from './tree';
@@ -30,8 +30,8 @@ const WATCH_KEYS = ['mark', 'recursive', 'onChildren', 'onDir', 'dontFollow', 'o
 
 /** What a native record became: an event to hand out, an error to report, or a warning. */
 export type Delivery =
-  | { type: 'event'; event: FanotifyEvent }
-  | { type: 'error'; error: FanotifyError; event?: FanotifyEvent }
+  | { type: 'event'; event: AnyEvent }
+  | { type: 'error'; error: FanotifyError; event?: AnyEvent }
   | { type: 'warning'; message: string };
 
 /**
@@ -112,6 +112,7 @@ export class Core implements Responder {
       queueLimit: settings.queueLimit,
       bufferSize: settings.bufferSize,
       processInfo: settings.processInfo,
+      buffers: settings.encoding === 'buffer',
     });
     if (exactFlags !== undefined) this.groups.set('exact', this.createGroup(exactFlags, 'exact'));
   }
@@ -420,7 +421,7 @@ export class Core implements Responder {
         record.targets.add(dir);
         if (!(record.requested & FAN.FAN_CREATE)) continue;
         for (const [name, isDirectory] of entriesOf(dir)) {
-          out.push(this.deliveryFor(syntheticCreate(`${dir}/${name}`, name, isDirectory)));
+          out.push(this.deliveryFor(syntheticCreate(dir, name, isDirectory, this.settings.encoding === 'buffer')));
         }
       }
       this.pruneTargets(record);
@@ -432,8 +433,8 @@ export class Core implements Responder {
    * new directories: what no watch that covers the event's path asked for.
    */
   private withoutRecursionBits(record: NativeRecord): NativeRecord | null {
-    const path = record.path;
-    if (path === null) return record;
+    if (record.path === null) return record;
+    const path = pathString(record.path);
     let recursive = false;
     let wanted: number = EventClass.FLAGS;
     for (const r of this.marks.values()) {
@@ -453,7 +454,7 @@ export class Core implements Responder {
   }
 
   /** Answers a permission event; a second answer, or one after close, is a no-op. */
-  respond(event: FanotifyEvent, rawResponse: Response): void {
+  respond(event: AnyEvent, rawResponse: Response): void {
     const response = checkResponse(rawResponse);
     if (!(event instanceof FanotifyEvent)) throw invalidArgument(`expected a FanotifyEvent, got ${describe(event)}`);
     if (FanotifyEvent.responderOf(event) !== this) {
@@ -507,7 +508,7 @@ export class Core implements Responder {
           const kept = followed ? this.withoutRecursionBits(record) : record;
           if (kept) out.push(this.deliveryFor(kept));
           if (followed && record.isDirectory && record.path !== null && record.mask & (FAN.FAN_CREATE | FAN.FAN_MOVED_TO)) {
-            this.followNewDirectory(record.path, out);
+            this.followNewDirectory(pathString(record.path), out);
           }
         }
       }
@@ -645,8 +646,11 @@ export class Core implements Responder {
 const RECURSION_BITS = FAN.FAN_CREATE | FAN.FAN_MOVED_TO | FAN.FAN_ONDIR | FAN.FAN_EVENT_ON_CHILD;
 
 /** A CREATE found by scanning a directory that was marked after it was made. */
-function syntheticCreate(path: string, name: string, isDirectory: boolean): NativeRecord {
+function syntheticCreate(dir: string, entry: Buffer, isDirectory: boolean, buffers: boolean): NativeRecord {
   const mask = FAN.FAN_CREATE | (isDirectory ? FAN.FAN_ONDIR : 0);
+  // The entry's bytes as the kernel's events would give them, in either encoding.
+  const name = buffers ? entry : entry.toString('utf8');
+  const path = buffers ? Buffer.concat([Buffer.from(`${dir}/`), entry]) : `${dir}/${name as string}`;
   return { kind: RecordKind.Normal, mask, pid: 0, fd: -1, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
 }
 
@@ -692,6 +696,15 @@ function coversPath(record: MarkRecord, path: string): boolean {
     default:
       return path === record.real;
   }
+}
+
+/**
+ * A record's path as a string, for following directories by name. With
+ * encoding: 'buffer' that decodes the bytes as UTF-8, so a directory whose
+ * name is not UTF-8 is not followed (README, Limits).
+ */
+function pathString(p: NativePath): string {
+  return typeof p === 'string' ? p : p.toString('utf8');
 }
 
 function markKey(path: string, type: MarkType | 'recursive', ignore: boolean): string {

@@ -5,38 +5,64 @@ import type { NativeRecord } from './native';
 import type { AllowOptions, DenyOptions, EventInfo, ProcessInfo, Response } from './types';
 import { answerFor } from './validate';
 
+/** An event of either encoding, for code that does not read its paths. */
+export type AnyEvent = FanotifyEvent<string | Buffer>;
+
 /** Whoever can answer an event's permission request: the instance it came from. */
 export interface Responder {
-  respond(event: FanotifyEvent, response: Response): void;
+  respond(event: AnyEvent, response: Response): void;
   /** The event `id` still waits for an answer (not answered, expired or closed). */
   isPending(id: number): boolean;
 }
 
-class Info implements EventInfo {
+class Info<P extends string | Buffer> implements EventInfo<P> {
   constructor(
     readonly pid: number,
     readonly isDirectory: boolean,
-    readonly path: string | null,
-    private readonly entryName: string | null,
+    readonly path: P | null,
+    private readonly entryName: P | null,
   ) {}
 
-  filename(): string | null {
-    if (this.path !== null) return path.basename(this.path) || this.path;
-    return this.entryName;
+  filename(): P | null {
+    if (this.path === null) return this.entryName;
+    if (typeof this.path === 'string') return (path.basename(this.path) || this.path) as P;
+    return bufferBasename(this.path) as P;
   }
 }
 
-/** One event from the kernel, with its path resolved where the kernel allows. */
-export class FanotifyEvent {
+/** path.basename for a path held as bytes ('/' is one byte in every encoding Linux paths use). */
+function bufferBasename(p: Buffer): Buffer {
+  let end = p.length;
+  while (end > 1 && p[end - 1] === 0x2f) end--;
+  const start = p.lastIndexOf(0x2f, end - 1) + 1;
+  return start < end ? p.subarray(start, end) : p;
+}
+
+/** Equal paths, whether strings or Buffers. */
+function samePath(a: string | Buffer, b: string | Buffer): boolean {
+  return typeof a === 'string' || typeof b === 'string' ? a.toString() === b.toString() : a.equals(b);
+}
+
+/** A path for toJSON(): strings as they are, Buffers in Node's own JSON form (Buffer.from() reads it back). */
+function jsonPath(p: string | Buffer | null): string | { type: 'Buffer'; data: number[] } | null {
+  return p === null || typeof p === 'string' ? p : p.toJSON();
+}
+
+/**
+ * One event from the kernel, with its path resolved where the kernel allows.
+ * `P` is the type of its paths and names: `string`, or `Buffer` when the
+ * instance was made with `encoding: 'buffer'`.
+ */
+export class FanotifyEvent<P extends string | Buffer = string> {
   /** The kernel's event bits (see MaskFlags). */
   readonly mask: number;
-  readonly info: EventInfo;
+  readonly info: EventInfo<P>;
   /** The entry's name, for directory-entry events (create, delete, move, rename). */
-  readonly name: string | null;
+  readonly name: P | null;
   /** Where the entry was, for RENAME and MOVED_FROM. */
-  readonly oldPath: string | null;
+  readonly oldPath: P | null;
   /** Where the entry is now, for RENAME and MOVED_TO. */
-  readonly newPath: string | null;
+  readonly newPath: P | null;
   /** The process that caused it, when the option `processInfo` is set. */
   readonly process: ProcessInfo | null;
   /** For FS_ERROR events: the error and how many times it happened. */
@@ -56,10 +82,11 @@ export class FanotifyEvent {
   /** @internal Built by the library from what the native reader decoded. */
   constructor(record: NativeRecord, responder?: Responder, processInfo: ProcessInfo | null = null) {
     this.mask = record.mask;
-    this.info = new Info(record.pid, record.isDirectory, record.path, record.name);
-    this.name = record.name;
-    this.oldPath = record.oldPath;
-    this.newPath = record.newPath;
+    // The record's paths are strings or Buffers as the instance's encoding says.
+    this.info = new Info(record.pid, record.isDirectory, record.path as P | null, record.name as P | null);
+    this.name = record.name as P | null;
+    this.oldPath = record.oldPath as P | null;
+    this.newPath = record.newPath as P | null;
     this.process = processInfo;
     if (record.fsError) this.fsError = record.fsError;
     if (record.range) this.range = record.range;
@@ -74,8 +101,11 @@ export class FanotifyEvent {
 
   /** The process (or, with FanotifyFlags.REPORT_TID, thread) that caused it; 0 for events found by a scan. */
   get pid(): number { return this.info.pid; }
-  /** The full path, or null where it cannot be known (see README, Event handling). */
-  get path(): string | null { return this.info.path; }
+  /**
+   * The full path, or null where it cannot be known (see README, Event
+   * handling). A Buffer of the kernel's bytes with `encoding: 'buffer'`.
+   */
+  get path(): P | null { return this.info.path; }
   /** The event is about a directory (ONDIR). */
   get isDirectory(): boolean { return this.info.isDirectory; }
   /**
@@ -123,7 +153,7 @@ export class FanotifyEvent {
   /** One human line: types, path (or old -> new), pid. */
   description(): string {
     const where =
-      this.oldPath !== null && this.newPath !== null && this.oldPath !== this.newPath
+      this.oldPath !== null && this.newPath !== null && !samePath(this.oldPath, this.newPath)
         ? `${this.oldPath} -> ${this.newPath}`
         : (this.path ?? (this.name !== null ? `?/${this.name}` : '(no path)'));
     const who = this.process?.comm ? ` ${this.process.comm}` : '';
@@ -143,16 +173,21 @@ export class FanotifyEvent {
     responder.respond(this, response);
   }
 
-  /** Plain, JSON-serialisable data: mask, types, pid, paths, name, isDirectory, fd, process. */
+  /**
+   * Plain, JSON-serialisable data: mask, types, pid, paths, name,
+   * isDirectory, fd, process. With `encoding: 'buffer'` each path and name
+   * is in Node's JSON form of a Buffer, `{ type: 'Buffer', data: [bytes] }`,
+   * which `Buffer.from()` turns back into the Buffer.
+   */
   toJSON(): Record<string, unknown> {
     return {
       mask: this.mask,
       types: this.types(),
       pid: this.pid,
-      path: this.path,
-      name: this.name,
-      oldPath: this.oldPath,
-      newPath: this.newPath,
+      path: jsonPath(this.path),
+      name: jsonPath(this.name),
+      oldPath: jsonPath(this.oldPath),
+      newPath: jsonPath(this.newPath),
       isDirectory: this.isDirectory,
       fd: this.fd,
       process: this.process,
@@ -167,17 +202,17 @@ export class FanotifyEvent {
   }
 
   /** @internal The instance that can answer this event, if any. */
-  static responderOf(event: FanotifyEvent): Responder | undefined {
+  static responderOf(event: AnyEvent): Responder | undefined {
     return event.#responder;
   }
 
   /** @internal The id the native reader answers by, or 0. */
-  static idOf(event: FanotifyEvent): number {
+  static idOf(event: AnyEvent): number {
     return event.#id;
   }
 
   /** @internal Called once the event is answered: its fd is closed. */
-  static markAnswered(event: FanotifyEvent): void {
+  static markAnswered(event: AnyEvent): void {
     event.#fd = -1;
   }
 }

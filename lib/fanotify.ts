@@ -3,7 +3,7 @@ import { Core, type Delivery } from './core';
 import { invalidArgument } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions, checkBufferSize } from './options';
-import type { AllowOptions, DenyOptions, FanotifyOptions, Response, WatchOptions } from './types';
+import type { AllowOptions, DenyOptions, Encoding, FanotifyOptions, PathOf, Response, WatchOptions } from './types';
 import { answerFor, checkBits, checkInteger, checkOptions } from './validate';
 
 /** Options for one synchronous read. */
@@ -19,16 +19,19 @@ const EXACT = Symbol('withFlags');
  * servers). A native reader thread still reads the kernel queue and keeps
  * permission deadlines, so an instance nobody reads from never blocks others
  * longer than `permissionTimeout`.
+ *
+ * `E` is the option `encoding`: a `Fanotify<'buffer'>` hands out events whose
+ * paths and names are Buffers (`FanotifyEvent<Buffer>`).
  */
-export class Fanotify implements Disposable {
+export class Fanotify<E extends Encoding = 'utf8'> implements Disposable {
   readonly #core: Core;
   readonly #nonBlocking: boolean;
   #backlog: Delivery[] = [];
 
-  constructor(options?: FanotifyOptions);
+  constructor(options?: FanotifyOptions<E>);
   /** @internal */
-  constructor(options: FanotifyOptions | undefined, token: typeof EXACT, flags: number);
-  constructor(options?: FanotifyOptions, token?: typeof EXACT, flags?: number) {
+  constructor(options: FanotifyOptions<E> | undefined, token: typeof EXACT, flags: number);
+  constructor(options?: FanotifyOptions<E>, token?: typeof EXACT, flags?: number) {
     const settings = readOptions(options);
     const exact = token === EXACT ? flags : undefined;
     this.#core = new Core(settings, exact);
@@ -36,12 +39,12 @@ export class Fanotify implements Disposable {
   }
 
   /** Exactly one kernel group with exactly these `fanotify_init` flags. */
-  static withFlags(flags: number, options?: FanotifyOptions): Fanotify {
+  static withFlags<E extends Encoding = 'utf8'>(flags: number, options?: FanotifyOptions<E>): Fanotify<E> {
     const exact = checkBits(flags, 'flags', KNOWN_INIT_FLAGS, true);
     if (options && typeof options === 'object' && 'flags' in options && options.flags !== undefined) {
       throw invalidArgument('withFlags(flags, options): give the flags once, not also in options.flags');
     }
-    return new Fanotify(options, EXACT, exact);
+    return new Fanotify<E>(options, EXACT, exact);
   }
 
   /** True once close() was called (or the instance was garbage-collected). */
@@ -50,11 +53,12 @@ export class Fanotify implements Disposable {
   }
 
   /**
-   * Starts reporting `mask` events (MaskFlags) for `path`. Creates the kernel
-   * groups the mask needs on first use. Throws FanotifyError on bad input
-   * (before any system call) and on refusal by the kernel.
+   * Starts reporting `mask` events (MaskFlags) for `path` (a string, a
+   * file: URL, or a Buffer of UTF-8). Creates the kernel groups the mask
+   * needs on first use. Throws FanotifyError on bad input (before any
+   * system call) and on refusal by the kernel.
    */
-  addWatch(path: string, mask: number, options?: WatchOptions): void {
+  addWatch(path: string | Buffer | URL, mask: number, options?: WatchOptions): void {
     this.#core.addWatch(path, mask, options);
   }
 
@@ -62,22 +66,22 @@ export class Fanotify implements Disposable {
    * Stops reporting `mask` (default: everything this instance marked there).
    * Give the same `mark`, `ignore` and `recursive` options as addWatch did.
    */
-  removeWatch(path: string, mask?: number, options?: WatchOptions): void {
+  removeWatch(path: string | Buffer | URL, mask?: number, options?: WatchOptions): void {
     this.#core.removeWatch(path, mask, options);
   }
 
   /** The next event; null only when non-blocking (or timed out) and nothing is queued. */
-  readEvent(options?: ReadOptions): FanotifyEvent | null {
+  readEvent(options?: ReadOptions): FanotifyEvent<PathOf<E>> | null {
     return this.#read(1, options)[0] ?? null;
   }
 
   /** Every event available now; waits for the first unless non-blocking. */
-  readEvents(options?: ReadOptions): FanotifyEvent[] {
+  readEvents(options?: ReadOptions): Array<FanotifyEvent<PathOf<E>>> {
     return this.#read(this.#core.settings.queueLimit, options);
   }
 
   /** Iterates events; ends when the instance is closed (or, non-blocking, when none is queued). */
-  *events(): IterableIterator<FanotifyEvent> {
+  *events(): IterableIterator<FanotifyEvent<PathOf<E>>> {
     while (!this.closed) {
       const event = this.readEvent();
       if (event === null) return;
@@ -86,17 +90,17 @@ export class Fanotify implements Disposable {
   }
 
   /** Allows the access a permission event asks about (options as ev.allow). A second answer is a no-op. */
-  allow(event: FanotifyEvent, options?: AllowOptions): void {
+  allow(event: FanotifyEvent<PathOf<E>>, options?: AllowOptions): void {
     this.#core.respond(event, answerFor(true, Array.prototype.slice.call(arguments, 1)));
   }
 
   /** Denies it: the process's call fails with EPERM, or `errno` (options as ev.deny). A second answer is a no-op. */
-  deny(event: FanotifyEvent, options?: DenyOptions): void {
+  deny(event: FanotifyEvent<PathOf<E>>, options?: DenyOptions): void {
     this.#core.respond(event, answerFor(false, Array.prototype.slice.call(arguments, 1)));
   }
 
   /** Answers with audit, errno and cache options (see Response). */
-  respond(event: FanotifyEvent, response: Response): void {
+  respond(event: FanotifyEvent<PathOf<E>>, response: Response): void {
     if (arguments.length > 2) throw invalidArgument(`respond() takes an event and a response, got ${arguments.length} arguments`);
     this.#core.respond(event, response);
   }
@@ -117,7 +121,7 @@ export class Fanotify implements Disposable {
     this.close();
   }
 
-  #read(max: number, options: ReadOptions | undefined): FanotifyEvent[] {
+  #read(max: number, options: ReadOptions | undefined): Array<FanotifyEvent<PathOf<E>>> {
     const o = checkOptions<ReadOptions>(options, 'read options', ['timeout']);
     const timeout = o.timeout === undefined ? (this.#nonBlocking ? 0 : -1) : checkInteger(o.timeout, 'timeout', 0, 0x7fffffff);
     this.#core.assertOpen();
@@ -137,15 +141,15 @@ export class Fanotify implements Disposable {
   }
 
   /** Events from the backlog up to the first error, which is thrown once the events before it are out. */
-  #handOut(max: number): FanotifyEvent[] {
-    const events: FanotifyEvent[] = [];
+  #handOut(max: number): Array<FanotifyEvent<PathOf<E>>> {
+    const events: Array<FanotifyEvent<PathOf<E>>> = [];
     while (this.#backlog.length > 0 && events.length < max) {
       const next = this.#backlog[0];
       if (next.type === 'error' && events.length > 0) break;
       this.#backlog.shift();
       if (next.type === 'error') throw next.error;
       if (next.type === 'warning') process.emitWarning(next.message, 'FanotifyWarning');
-      else events.push(next.event);
+      else events.push(next.event as FanotifyEvent<PathOf<E>>);
     }
     return events;
   }

@@ -4,7 +4,8 @@
  * permission safety nets. Errors are FanotifyError with code/errno/syscall.
  */
 import { FAN } from './constants';
-import { fromNative, invalidArgument } from './errors';
+import { fileURLToPath } from 'node:url';
+import { FanotifyError, fromNative, invalidArgument } from './errors';
 import { native, type RawEvent } from './native';
 import { checkBufferSize } from './options';
 import { checkInteger, checkPath } from './validate';
@@ -120,19 +121,29 @@ export function fanotifyInit(flags: number, eventFFlags: number): number {
   }
 }
 
-/** fanotify_mark(2). `path` may be omitted to mark `dirfd` itself. */
-export function fanotifyMark(groupFd: number, flags: number, mask: number, dirfd: number, path?: string): void {
+/**
+ * fanotify_mark(2). `path` may be omitted to mark `dirfd` itself; a Buffer
+ * is passed as the exact bytes of the path (which need not be UTF-8).
+ */
+export function fanotifyMark(groupFd: number, flags: number, mask: number, dirfd: number, path?: string | Buffer | URL): void {
   const g = fd(groupFd, 'fd');
   const f = u32(flags, 'flags');
   const m = checkInteger(mask, 'mask', 0, Number.MAX_SAFE_INTEGER);
   const d = fd(dirfd, 'dirfd');
   // Relative paths stay relative: the kernel resolves them against dirfd.
-  if (path !== undefined) checkPath(path);
-  const p = path as string | undefined;
+  let p: string | Buffer | undefined;
+  if (Buffer.isBuffer(path)) {
+    if (path.length === 0) throw new FanotifyError('InvalidPath', 'path must not be empty');
+    if (path.includes(0)) throw new FanotifyError('InvalidPath', 'path must not contain NUL bytes');
+    p = path;
+  } else if (path !== undefined) {
+    checkPath(path);
+    p = path instanceof URL ? fileURLToPath(path) : path;
+  }
   try {
     native().fanotifyMark(g, f, m, d, p);
   } catch (err) {
-    throw fromNative(err, { path: p, mask: m, markFlags: f });
+    throw fromNative(err, { path: p === undefined ? undefined : p.toString(), mask: m, markFlags: f });
   }
 }
 

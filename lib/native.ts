@@ -35,6 +35,9 @@ export const enum RecordKind {
   Warning = 3,
 }
 
+/** A path or name as the reader hands it over: a string, or a Buffer with the option encoding: 'buffer'. */
+export type NativePath = string | Buffer;
+
 /** One event as the native reader hands it over, paths already resolved. */
 export interface NativeRecord {
   kind: RecordKind;
@@ -45,10 +48,10 @@ export interface NativeRecord {
   group: number;
   permissionGroup: boolean;
   isDirectory: boolean;
-  path: string | null;
-  name: string | null;
-  oldPath: string | null;
-  newPath: string | null;
+  path: NativePath | null;
+  name: NativePath | null;
+  oldPath: NativePath | null;
+  newPath: NativePath | null;
   errno?: number;
   message?: string;
   fsError?: { error: number; errorCount: number };
@@ -61,7 +64,7 @@ export interface NativeRecord {
 /** What the reader hands over per wake-up; lib/batch.ts reads it. */
 export type NativeBatch = [
   numbers: Float64Array,
-  strings: Array<string | null | undefined>,
+  strings: Array<NativePath | null | undefined>,
   extras: Record<number, Pick<NativeRecord, 'errno' | 'message' | 'fsError' | 'range' | 'mountId'>> | undefined,
 ];
 
@@ -72,6 +75,8 @@ export interface NativeReaderOptions {
   queueLimit: number;
   bufferSize: number;
   processInfo: boolean;
+  /** Paths and names as Buffers of the kernel's bytes, not UTF-8 strings. */
+  buffers: boolean;
 }
 
 /** A scope rule (native/scope.h): 0 subtree, 1 a directory and its children, 2 one path. */
@@ -101,7 +106,7 @@ export interface NativeReader {
 export interface NativeAddon {
   Reader: new (options: NativeReaderOptions) => NativeReader;
   fanotifyInit(flags: number, eventFlags: number): number;
-  fanotifyMark(fd: number, flags: number, mask: number, dirfd: number, path?: string): void;
+  fanotifyMark(fd: number, flags: number, mask: number, dirfd: number, path?: string | Buffer): void;
   readEvents(fd: number, bufferSize: number): RawEvent[];
   decode(bytes: Uint8Array): { events: RawEvent[]; bytesUsed: number };
   writeResponse(fd: number, eventFd: number, response: number): void;

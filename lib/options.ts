@@ -1,6 +1,6 @@
 import { FAN } from './constants';
 import { checkBoolean, checkBits, checkInteger, checkOneOf, checkOptions } from './validate';
-import type { FanotifyOptions } from './types';
+import type { Encoding, FanotifyOptions } from './types';
 
 /** O_CLOEXEC on every Linux architecture Node supports. */
 const O_CLOEXEC = 0o2000000;
@@ -19,6 +19,7 @@ export interface Settings {
   allowSelf: boolean;
   queueLimit: number;
   processInfo: boolean;
+  encoding: Encoding;
 }
 
 export const OPTION_KEYS = [
@@ -30,6 +31,7 @@ export const OPTION_KEYS = [
   'allowSelf',
   'queueLimit',
   'processInfo',
+  'encoding',
 ] as const;
 
 /**
@@ -48,6 +50,7 @@ export function readOptions(raw: unknown, extraKeys: readonly string[] = []): Se
     allowSelf: o.allowSelf === undefined ? true : checkBoolean(o.allowSelf, 'options.allowSelf'),
     queueLimit: o.queueLimit === undefined ? 16384 : checkInteger(o.queueLimit, 'options.queueLimit', 1, 10_000_000),
     processInfo: o.processInfo === undefined ? false : checkBoolean(o.processInfo, 'options.processInfo'),
+    encoding: o.encoding === undefined ? 'utf8' : checkOneOf(o.encoding, 'options.encoding', ['utf8', 'buffer']),
   };
 }
 

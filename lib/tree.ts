@@ -4,6 +4,7 @@
  * holds (unprivileged mode marks each one). Synchronous on purpose: they run
  * inside addWatch and the reader's hand-over, where order matters.
  */
+import { isUtf8 } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -79,25 +80,31 @@ export function mountIdOf(p: string): string | undefined {
   return best;
 }
 
-/** `root` and every directory below it, parents first; symbolic links are not followed. */
+/**
+ * `root` and every directory below it, parents first; symbolic links are not
+ * followed. Marks are placed by string path, so a directory whose name is not
+ * UTF-8 (which no string names) is left out, with what lies below it.
+ */
 export function directoriesUnder(root: string): string[] {
   const dirs = [root];
   for (let i = 0; i < dirs.length; i++) {
-    let entries: fs.Dirent[];
+    let entries: Array<fs.Dirent<Buffer>>;
     try {
-      entries = fs.readdirSync(dirs[i], { withFileTypes: true });
+      entries = fs.readdirSync(dirs[i], { withFileTypes: true, encoding: 'buffer' });
     } catch {
       continue; // vanished or unreadable: nothing to mark below it
     }
-    for (const entry of entries) if (entry.isDirectory()) dirs.push(path.join(dirs[i], entry.name));
+    for (const entry of entries) {
+      if (entry.isDirectory() && isUtf8(entry.name)) dirs.push(path.join(dirs[i], entry.name.toString('utf8')));
+    }
   }
   return dirs;
 }
 
-/** The entries of a directory as [name, isDirectory]; empty if it is gone. */
-export function entriesOf(dir: string): Array<[string, boolean]> {
+/** The entries of a directory as [name as bytes, isDirectory]; empty if it is gone. */
+export function entriesOf(dir: string): Array<[Buffer, boolean]> {
   try {
-    return fs.readdirSync(dir, { withFileTypes: true }).map((e) => [e.name, e.isDirectory()] as [string, boolean]);
+    return fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }).map((e) => [e.name, e.isDirectory()] as [Buffer, boolean]);
   } catch {
     return [];
   }

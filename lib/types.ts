@@ -1,5 +1,19 @@
-/** Options shared by `Fanotify` and `AsyncFanotify`. */
-export interface FanotifyOptions {
+/**
+ * How an event's paths and names are handed out: `'utf8'` strings (the
+ * default; bytes that are not UTF-8 become U+FFFD), or `'buffer'`: Buffers
+ * with the kernel's exact bytes.
+ */
+export type Encoding = 'utf8' | 'buffer';
+
+/** The type of an event's paths and names under an encoding: `string`, or `Buffer` for `'buffer'`. */
+export type PathOf<E extends Encoding> = E extends 'buffer' ? Buffer : string;
+
+/**
+ * Options shared by `Fanotify` and `AsyncFanotify`. `E` is the `encoding`
+ * (inferred from the literal given, so that `new Fanotify({ encoding:
+ * 'buffer' })` is a `Fanotify<'buffer'>` whose events carry Buffers).
+ */
+export interface FanotifyOptions<E extends Encoding = 'utf8'> {
   /**
    * Extra `fanotify_init` flags for every group the instance creates:
    * NONBLOCK, CLOEXEC, UNLIMITED_QUEUE, UNLIMITED_MARKS, ENABLE_AUDIT,
@@ -21,6 +35,15 @@ export interface FanotifyOptions {
   queueLimit?: number;
   /** Fill `event.process` with pid, comm and exe. */
   processInfo?: boolean;
+  /**
+   * `'utf8'` (default): paths and names are strings, and a byte sequence
+   * that is not UTF-8 reads as U+FFFD. `'buffer'` (as in `fs.watch`): every
+   * path and name of an event (`path`, `name`, `oldPath`, `newPath`,
+   * `info.path`, `info.filename()`) is a Buffer with the kernel's exact
+   * bytes, which `fs` functions accept as a path. `process.comm` and
+   * `process.exe` stay strings.
+   */
+  encoding?: E;
 }
 
 export type MarkType = 'inode' | 'mount' | 'filesystem' | 'mntns';
@@ -73,10 +96,11 @@ export interface ProcessInfo {
   exe: string | null;
 }
 
-export interface EventInfo {
+/** `P` is `string`, or `Buffer` with the option `encoding: 'buffer'`. */
+export interface EventInfo<P extends string | Buffer = string> {
   pid: number;
   isDirectory: boolean;
-  path: string | null;
+  path: P | null;
   /** The last component of `path` (or the entry name), or null. */
-  filename(): string | null;
+  filename(): P | null;
 }

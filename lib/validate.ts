@@ -2,6 +2,7 @@
  * Argument checks that run before any system call, so bad input throws a
  * clear FanotifyError and changes no state.
  */
+import { isUtf8 } from 'node:buffer';
 import * as path from 'node:path';
 import { FanotifyError, invalidArgument } from './errors';
 
@@ -13,7 +14,12 @@ export function describe(value: unknown): string {
   return typeof value;
 }
 
-/** A path to mark: a non-empty string without NUL bytes, made absolute against the cwd. */
+/**
+ * A path to mark: a non-empty string (or file: URL, or Buffer of UTF-8)
+ * without NUL bytes, made absolute against the cwd. Marks are placed by
+ * string path, so a Buffer that is not UTF-8 is refused rather than read as
+ * another path.
+ */
 export function checkPath(value: unknown, what = 'path'): string {
   if (typeof value !== 'string' && !(value instanceof URL) && !Buffer.isBuffer(value)) {
     throw new FanotifyError('InvalidPath', `${what} must be a string, got ${describe(value)}`);
@@ -22,8 +28,13 @@ export function checkPath(value: unknown, what = 'path'): string {
   if (value instanceof URL) {
     if (value.protocol !== 'file:') throw new FanotifyError('InvalidPath', `${what} must be a file: URL, got ${value.href}`);
     p = decodeURIComponent(value.pathname);
+  } else if (Buffer.isBuffer(value)) {
+    if (!isUtf8(value)) {
+      throw new FanotifyError('InvalidPath', `${what} is a Buffer that is not UTF-8, which is not supported for marks: watch a directory above it`);
+    }
+    p = value.toString('utf8');
   } else {
-    p = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+    p = value;
   }
   if (p.length === 0) throw new FanotifyError('InvalidPath', `${what} must not be empty`);
   if (p.includes('\0')) throw new FanotifyError('InvalidPath', `${what} must not contain NUL bytes`);

@@ -84,6 +84,14 @@ void setString(napi_env env, napi_value strings, uint32_t index, const std::stri
   napi_set_element(env, strings, index, str);
 }
 
+// Sets strings[index] to a Buffer with value's bytes: names are bytes on
+// Linux, and a name that is not UTF-8 must survive to be opened again.
+void setBytes(napi_env env, napi_value strings, uint32_t index, const std::string& value) {
+  napi_value buf;
+  napi_create_buffer_copy(env, value.size(), value.data(), nullptr, &buf);
+  napi_set_element(env, strings, index, buf);
+}
+
 bool hasExtras(const Event& ev) {
   return ev.kind == Event::Kind::Error || ev.kind == Event::Kind::Warning || ev.raw.hasError || ev.raw.hasRange ||
          ev.raw.hasMountId;
@@ -91,12 +99,14 @@ bool hasExtras(const Event& ev) {
 
 }  // namespace
 
-Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Float64Array numbers) {
+Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Float64Array numbers, bool buffers) {
   const size_t n = events.size();
   double* num = numbers.Data();
   napi_value strings;
   napi_create_array_with_length(env, n * kBatchStrings, &strings);
   Napi::Value extras = env.Undefined();
+  // Chosen once per batch, not per string.
+  auto* setPath = buffers ? &setBytes : &setString;
 
   for (size_t i = 0; i < n; i++) {
     const Event& ev = events[i];
@@ -113,10 +123,10 @@ Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Flo
     const uint32_t base = static_cast<uint32_t>(i * kBatchStrings);
     // Unknown strings stay holes (read as null): a set per string is most of
     // this loop's cost.
-    if (ev.hasPath) setString(env, strings, base, ev.path);
-    if (ev.hasName) setString(env, strings, base + 1, ev.name);
-    if (ev.hasOldPath) setString(env, strings, base + 2, ev.oldPath);
-    if (ev.hasNewPath) setString(env, strings, base + 3, ev.newPath);
+    if (ev.hasPath) setPath(env, strings, base, ev.path);
+    if (ev.hasName) setPath(env, strings, base + 1, ev.name);
+    if (ev.hasOldPath) setPath(env, strings, base + 2, ev.oldPath);
+    if (ev.hasNewPath) setPath(env, strings, base + 3, ev.newPath);
     if (ev.process.hasComm) setString(env, strings, base + 4, ev.process.comm);
     if (ev.process.hasExe) setString(env, strings, base + 5, ev.process.exe);
 

@@ -25,7 +25,10 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 //       kind, mask, pid, fd, id, group,
 //       flags (1: permission group, 2: directory, 4: process info read)
 //   [1] Array, kBatchStrings per event: path, name, oldPath, newPath, comm,
-//       exe (a string, or a hole where unknown); its length says how many events
+//       exe (a string, or a hole where unknown); its length says how many events.
+//       With `buffers` (the option encoding: 'buffer'), path, name, oldPath
+//       and newPath are Buffers holding the kernel's exact bytes instead
+//       (comm and exe stay strings)
 //   [2] undefined, or { [index]: { errno, message, fsError, range, mountId } }
 //       for the rare events that carry more
 constexpr size_t kBatchNumbers = 7;
@@ -38,6 +41,6 @@ constexpr uint32_t kBatchProcess = 4;
 // as `batchLayout`: lib/batch.ts checks its own copy against it.
 Napi::Object batchLayout(Napi::Env env);
 // `numbers` holds at least events.size() * kBatchNumbers entries.
-Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Float64Array numbers);
+Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Float64Array numbers, bool buffers);
 
 }  // namespace fan

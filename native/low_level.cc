@@ -28,8 +28,14 @@ Napi::Value FanotifyInit(const Napi::CallbackInfo& info) {
 // fanotifyMark(fd, flags, mask, dirfd, path?)
 Napi::Value FanotifyMark(const Napi::CallbackInfo& info) {
   std::string path;
-  bool hasPath = info.Length() > 4 && info[4].IsString();
-  if (hasPath) path = info[4].As<Napi::String>().Utf8Value();
+  bool hasPath = info.Length() > 4 && (info[4].IsString() || info[4].IsBuffer());
+  if (hasPath && info[4].IsBuffer()) {
+    // A Buffer is the path's exact bytes (names need not be UTF-8).
+    auto bytes = info[4].As<Napi::Buffer<char>>();
+    path.assign(bytes.Data(), bytes.Length());
+  } else if (hasPath) {
+    path = info[4].As<Napi::String>().Utf8Value();
+  }
   uint64_t mask = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
   if (fanotify_mark(i32(info[0]), u32(info[1]), mask, i32(info[3]), hasPath ? path.c_str() : nullptr) != 0)
     throwSysError(info.Env(), {errno, "fanotify_mark", path});

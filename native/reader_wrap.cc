@@ -59,6 +59,7 @@ Napi::Function ReaderWrap::Init(Napi::Env env) {
 
 ReaderWrap::ReaderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReaderWrap>(info), env_(info.Env()) {
   ReaderOptions options = info[0].IsObject() ? parseOptions(info[0].As<Napi::Object>()) : ReaderOptions{};
+  buffers_ = info[0].IsObject() && info[0].As<Napi::Object>().Get("buffers").ToBoolean().Value();
   reader_ = std::make_unique<Reader>(options);
   napi_add_env_cleanup_hook(env_, &ReaderWrap::OnEnvCleanup, this);
   cleanupHookRegistered_ = true;
@@ -123,7 +124,7 @@ Napi::Value ReaderWrap::Take(const Napi::CallbackInfo& info) {
   // while it waits (reader_direct.cc), as AsyncFanotify's loop does.
   if (!async_) reader_->setDirectPermissions(true);
   reader_->take(events, max, timeoutMs);
-  return batchToJs(info.Env(), events, NumbersFor(events.size()));
+  return batchToJs(info.Env(), events, NumbersFor(events.size()), buffers_);
 }
 
 // respond(id, response) -> true if this answered it, false if it was not pending.
@@ -234,7 +235,7 @@ void ReaderWrap::Deliver() {
 void ReaderWrap::Hand(const std::vector<Event>& events) {
   Napi::Env env(env_);
   Napi::HandleScope scope(env);
-  napi_value batch = batchToJs(env, events, NumbersFor(events.size()));
+  napi_value batch = batchToJs(env, events, NumbersFor(events.size()), buffers_);
   napi_value result;
   // Raw napi_make_callback: node-addon-api's wrapper turns a failure into a
   // Napi::Error, and building one needs JavaScript, which is a fatal error

@@ -59,6 +59,7 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::FunctionReference callback_;
   Napi::Reference<Napi::Float64Array> numbers_;
   bool delivering_ = true;  // false while the JavaScript side is paused
+  bool buffers_ = false;    // paths and names as Buffers (encoding: 'buffer')
   bool cleanupHookRegistered_ = false;
 };
 
