@@ -27,7 +27,11 @@ import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { finished } from './helpers/wait';
 
-/** A child that walks `levels` directories named 'd'*200 down from argv[2] (creating them with 'build'), then makes or reads 'f'. */
+/**
+ * A child that walks `levels` directories named 'd'*200 down from argv[2]
+ * (creating them with 'build'), then makes 'f' (build), reads it (read) or
+ * lists the directory it is in (list).
+ */
 const DEEP = `
 const fs = require('fs');
 const [mode, base, levels] = process.argv.slice(1);
@@ -38,7 +42,10 @@ for (let i = 0; i < Number(levels); i++) {
   process.chdir(name);
 }
 if (mode === 'build') { fs.writeFileSync('f', 'deep\\n'); process.exit(0); }
-try { process.stdout.write(fs.readFileSync('f', 'utf8')); } catch (e) { process.stderr.write(e.code); process.exit(1); }
+try {
+  if (mode === 'list') process.stdout.write(fs.readdirSync('.').join(','));
+  else process.stdout.write(fs.readFileSync('f', 'utf8'));
+} catch (e) { process.stderr.write(e.code); process.exit(1); }
 `;
 /** 24 levels of 201 bytes: a path of about 4.8 KiB, more than PATH_MAX (4096). */
 const DEEP_LEVELS = 24;
@@ -130,6 +137,26 @@ describeRoot('recursive permission scope: membership by object', () => {
     }
   });
 
+  test('a watched directory that is itself a bind mount: its files opened by their other path are asked about, with the watched path', async () => {
+    const top = scratch.freshDir('source');
+    const source = path.join(top, 'source');
+    fs.writeFileSync(path.join(source, 'f'), 'f\n');
+    fs.writeFileSync(path.join(top, 'outside'), 'outside\n');
+    const watched = path.join(top, 'watched');
+    bind(source, watched);
+    const { afan, asked } = await denyingWatch(watched);
+    try {
+      const other = startChild('cat', [path.join(top, 'outside')], 25000);
+      expect((await finished(other, 5000, 'cat outside the tree')).code).toBe(0);
+      expect(asked).toEqual([]);
+      const cat = startChild('cat', [path.join(source, 'f')], 25000);
+      expect((await finished(cat, 5000, 'cat by the source path')).code).toBe(1);
+      expect(asked).toEqual([{ pid: cat.pid, path: path.join(watched, 'f') }]);
+    } finally {
+      await afan.close();
+    }
+  });
+
   test('a file deeper than PATH_MAX inside the tree is asked about (its path cannot be read: null)', async () => {
     const top = scratch.freshDir('tree');
     const tree = path.join(top, 'tree');
@@ -144,6 +171,47 @@ describeRoot('recursive permission scope: membership by object', () => {
     } finally {
       await afan.close();
     }
+  });
+
+  test('a directory deeper than PATH_MAX is placed by the directories above it: inside asked, outside not', async () => {
+    const top = scratch.freshDir('tree');
+    const tree = path.join(top, 'tree');
+    const outside = path.join(top, 'outside');
+    fs.mkdirSync(outside);
+    for (const base of [tree, outside]) {
+      const build = await finished(startNode(DEEP, ['build', base, String(DEEP_LEVELS)]), 10000, 'building a deep tree');
+      expect(build).toMatchObject({ code: 0, stderr: '' });
+    }
+    const { afan, asked } = await denyingWatch(tree);
+    try {
+      const away = startNode(DEEP, ['list', outside, String(DEEP_LEVELS)], 25000);
+      const awayOut = await finished(away, 5000, 'listing the deep directory outside the tree');
+      expect({ code: awayOut.code, stdout: awayOut.stdout, stderr: awayOut.stderr }).toEqual({ code: 0, stdout: 'f', stderr: '' });
+      expect(asked).toEqual([]);
+      const lister = startNode(DEEP, ['list', tree, String(DEEP_LEVELS)], 25000);
+      const out = await finished(lister, 5000, 'listing the deep directory inside the tree');
+      expect({ code: out.code, stdout: out.stdout, stderr: out.stderr }).toEqual({ code: 1, stdout: '', stderr: 'EPERM' });
+      expect(asked).toEqual([{ pid: lister.pid, path: null }]);
+    } finally {
+      await afan.close();
+    }
+  });
+
+  test('notification events on the tree reached through a bind mount carry the tree path', async () => {
+    const top = scratch.freshDir('tree');
+    const tree = path.join(top, 'tree');
+    const alias = path.join(top, 'alias');
+    bind(tree, alias);
+    using fan = new Fanotify();
+    fan.addWatch(tree, MaskFlags.CREATE | MaskFlags.CLOSE_WRITE, { recursive: true });
+    const made = await finished(startChild('sh', ['-c', `mkdir ${alias}/d && echo x > ${alias}/d/f && echo y > ${top}/outside`]), 5000, 'sh');
+    expect(made.code).toBe(0);
+    const events = waitForMatch(fan, (ev) => ev.types().includes('CLOSE_WRITE'), 'CLOSE_WRITE').concat(collectFor(fan, 100));
+    expect(events.map(brief)).toEqual([
+      ['CREATE|ONDIR', path.join(tree, 'd')],
+      ['CREATE', path.join(tree, 'd', 'f')],
+      ['CLOSE_WRITE', path.join(tree, 'd', 'f')],
+    ]);
   });
 
   test('a directory renamed in the same read: events inside the tree are kept, events from outside are not', () => {
