@@ -4,7 +4,9 @@
 //
 // The resolver never opens anything inside a watched tree: its own opens
 // would show up as events, and a held fd would pin the inode (the kernel
-// sends DELETE_SELF only when the last reference goes). Known paths are
+// sends DELETE_SELF only when the last reference goes). The exceptions are
+// O_PATH fds (locate, open_by_handle_at), which fanotify never reports and
+// which are closed before the call returns. Known paths are
 // checked against the inode they were learnt for before each use, so a
 // renamed or replaced directory is re-resolved instead of reported stale.
 //
