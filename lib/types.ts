@@ -51,7 +51,14 @@ export type MarkType = 'inode' | 'mount' | 'filesystem' | 'mntns';
 export interface WatchOptions {
   /** What the mark is attached to (default 'inode'). */
   mark?: MarkType;
-  /** Watch the whole subtree, including directories created later. */
+  /**
+   * Watch the whole subtree, including directories created later. As root:
+   * a filesystem mark plus a native filter that judges each event by its
+   * object, whatever mount it was reached through (a bind mount of the tree
+   * reports the tree's path); a permission event it cannot place (deeper
+   * than PATH_MAX) is asked about with `path` null. See the README on what
+   * such a rule can promise (hard links).
+   */
   recursive?: boolean;
   /** For a directory: also report events on its direct children (default true). */
   onChildren?: boolean;

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -108,8 +109,32 @@ PathResolver::MountFd PathResolver::openMount(const std::string& path, dev_t dev
   if (tree < 0) return {-1, root};
   int fd = openat(tree, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   close(tree);
-  return {fd, root};
+  MountFd mount{fd, root, dev, 0};
+  struct statx sx;
+  if (statx(AT_FDCWD, root.c_str(), 0, STATX_MNT_ID, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID)) mount.mountId = sx.stx_mnt_id;
+  return mount;
 }
+
+namespace {
+
+// The path a mark on (dirfd, path) lands on, as rememberMarked records it.
+std::string markedPath(const std::string& path, bool followLinks) {
+  if (!followLinks) return path;
+  char* real = realpath(path.c_str(), nullptr);
+  if (!real) return path;
+  std::string resolved = real;
+  free(real);
+  return resolved;
+}
+
+bool fsidOf(const std::string& path, int32_t fsid[2]) {
+  struct statfs sfs;
+  if (statfs(path.c_str(), &sfs) != 0) return false;
+  std::memcpy(fsid, &sfs.f_fsid, sizeof(int32_t) * 2);
+  return true;
+}
+
+}  // namespace
 
 void PathResolver::rememberMarked(int dirfd, const std::string& path, bool followLinks) {
   HandleBuffer h;
@@ -124,30 +149,33 @@ void PathResolver::rememberMarked(int dirfd, const std::string& path, bool follo
   }
   struct stat st;
   if (fstatat(dirfd, path.c_str(), &st, followLinks ? 0 : AT_SYMLINK_NOFOLLOW) != 0) return;
-  std::string resolved = path;
-  if (followLinks) {
-    char* real = realpath(path.c_str(), nullptr);
-    if (real) {
-      resolved = real;
-      free(real);
-    }
-  }
-  struct statfs sfs;
-  if (statfs(resolved.c_str(), &sfs) != 0) return;
+  std::string resolved = markedPath(path, followLinks);
   int32_t fsid[2];
-  std::memcpy(fsid, &sfs.f_fsid, sizeof(fsid));
+  if (!fsidOf(resolved, fsid)) return;
   std::string key(reinterpret_cast<const char*>(fsid), sizeof(fsid));
   key.append(reinterpret_cast<const char*>(&h.fh), sizeof(h.fh) + h.fh.handle_bytes);
-
-  bool needMountFd;
   {
     std::lock_guard<std::mutex> lock(mu_);
     marked_[key] = Known{resolved, st.st_dev, st.st_ino};
     if (marked_.size() >= markedPruneAt_) pruneMarkedLocked();
-    needMountFd = mountFds_.find(fsidKey(fsid)) == mountFds_.end();
   }
-  if (!needMountFd) return;
-  MountFd mount = openMount(resolved, st.st_dev);
+  ensureMount(fsid, resolved, st.st_dev);
+}
+
+void PathResolver::rememberFilesystem(int dirfd, const std::string& path, bool followLinks) {
+  struct stat st;
+  if (fstatat(dirfd, path.c_str(), &st, followLinks ? 0 : AT_SYMLINK_NOFOLLOW) != 0) return;
+  std::string resolved = markedPath(path, followLinks);
+  int32_t fsid[2];
+  if (fsidOf(resolved, fsid)) ensureMount(fsid, resolved, st.st_dev);
+}
+
+void PathResolver::ensureMount(const int32_t fsid[2], const std::string& resolved, dev_t dev) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (mountFds_.find(fsidKey(fsid)) != mountFds_.end()) return;
+  }
+  MountFd mount = openMount(resolved, dev);
   std::lock_guard<std::mutex> lock(mu_);
   if (!mountFds_.emplace(fsidKey(fsid), mount).second && mount.fd >= 0) close(mount.fd);
 }
@@ -246,6 +274,96 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
   }
   out = joinName(base, fid);
   return true;
+}
+
+// The scope filter's second look (see paths.h). Nearly every event it sees
+// was read through the remembered mount (a file outside the tree): that
+// costs one statx. Others pay a handle round trip through the clone, whose
+// paths are the filesystem's own, and a check that the path found leads to
+// the same inode (a handle can name an object outside the clone's root,
+// whose path would then be wrong). Hard links: the handle names the inode,
+// and the kernel gives back one of its names, not necessarily the one used.
+PathResolver::Location PathResolver::locate(int fd, bool seenPath, const std::function<void(dev_t, ino_t)>& ancestor) {
+  Location where;
+  struct statx sx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_MNT_ID, &sx) != 0) return where;
+  const dev_t dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+  int mountFd = -1;
+  uint64_t mountId = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, mount] : mountFds_) {
+      if (mount.dev != dev || mount.fd < 0) continue;
+      mountFd = mount.fd;
+      mountId = mount.mountId;
+      where.mountRoot = mount.root;
+      break;
+    }
+  }
+  if (mountFd < 0) return where;
+  if (seenPath && mountId != 0 && (sx.stx_mask & STATX_MNT_ID) && sx.stx_mnt_id == mountId) {
+    where.kind = Location::Kind::SeenPath;
+    return where;
+  }
+  HandleBuffer h;
+  int handleMount = 0;
+  h.fh.handle_bytes = kMaxHandle;
+  if (name_to_handle_at(fd, "", &h.fh, &handleMount, AT_EMPTY_PATH) != 0) return where;
+  int object = open_by_handle_at(mountFd, &h.fh, O_PATH | O_CLOEXEC);
+  if (object < 0) return where;
+  std::string inClone;
+  if (fromFd(object, inClone) && !inClone.empty() && inClone[0] == '/') {
+    struct stat st;
+    const char* relative = inClone.size() > 1 ? inClone.c_str() + 1 : ".";
+    if (fstatat(mountFd, relative, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == sx.stx_ino) {
+      close(object);
+      const std::string& root = where.mountRoot;
+      where.kind = Location::Kind::Found;
+      where.path = root == "/" ? inClone : (inClone == "/" ? root : root + inClone);
+      return where;
+    }
+  }
+  // No path (deeper than PATH_MAX): a directory can still be placed by the
+  // directories above it; a file cannot (Linux gives no way from a file to
+  // its directory but its path).
+  if (!S_ISDIR(sx.stx_mode)) {
+    close(object);
+    return where;
+  }
+  if (walkUp(object, ancestor)) where.kind = Location::Kind::Walked;
+  return where;
+}
+
+// Calls `ancestor` for the directory `fd` and each one above it, up to the
+// top of the clone; closes `fd`. False if the walk could not finish (a
+// directory removed meanwhile, one outside the clone's root, or deeper than
+// any real tree), in which case nothing may be concluded from the calls.
+bool PathResolver::walkUp(int fd, const std::function<void(dev_t, ino_t)>& ancestor) {
+  constexpr int kMaxWalk = 16384;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return false;
+  }
+  for (int steps = 0; steps < kMaxWalk; steps++) {
+    ancestor(st.st_dev, st.st_ino);
+    int up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    close(fd);
+    if (up < 0) return false;
+    struct stat parent;
+    if (fstat(up, &parent) != 0) {
+      close(up);
+      return false;
+    }
+    if (parent.st_dev != st.st_dev || parent.st_ino == st.st_ino) {
+      close(up);
+      return true;  // the top of the clone
+    }
+    fd = up;
+    st = parent;
+  }
+  close(fd);
+  return false;
 }
 
 void PathResolver::closeAll(std::vector<int>* later) {

@@ -4,7 +4,9 @@
 //
 // The resolver never opens anything inside a watched tree: its own opens
 // would show up as events, and a held fd would pin the inode (the kernel
-// sends DELETE_SELF only when the last reference goes). Known paths are
+// sends DELETE_SELF only when the last reference goes). The exceptions are
+// O_PATH fds (locate, open_by_handle_at), which fanotify never reports and
+// which are closed before the call returns. Known paths are
 // checked against the inode they were learnt for before each use, so a
 // renamed or replaced directory is re-resolved instead of reported stale.
 //
@@ -17,6 +19,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -38,6 +41,29 @@ class PathResolver {
   // open_by_handle_at, an fd on its filesystem. Call before fanotify_mark so
   // that nothing done here is reported.
   void rememberMarked(int dirfd, const std::string& path, bool followLinks);
+
+  // Learns a filesystem about to be marked whole (FAN_MARK_FILESYSTEM) by a
+  // group without file ids: an fd on a clone of its mount, for locate().
+  // Call before fanotify_mark, as rememberMarked.
+  void rememberFilesystem(int dirfd, const std::string& path, bool followLinks);
+
+  // Where the object behind an event fd is, whichever mount it was reached
+  // through (a bind mount, another mount namespace): the scope filter's
+  // second look when the path the opener's mount shows is under no rule.
+  // Opens only O_PATH fds (which fanotify never reports), through the clone
+  // of a mount remembered for its filesystem.
+  struct Location {
+    enum class Kind : uint8_t {
+      Unknown,   // no remembered mount for its filesystem, no handle, or no path and not a directory
+      SeenPath,  // `seenPath` was read through the remembered mount itself: it already is canonical
+      Found,     // `path`: where the object is through the remembered mount (the canonical path)
+      Walked,    // no path could be read; `ancestor` was called for it and every directory above it
+    };
+    Kind kind = Kind::Unknown;
+    std::string path;
+    std::string mountRoot;  // where the remembered mount of its filesystem is
+  };
+  Location locate(int fd, bool seenPath, const std::function<void(dev_t, ino_t)>& ancestor);
 
   // "/proc/self/fd/N" -> path, with the " (deleted)" suffix removed.
   bool fromFd(int fd, std::string& out) const;
@@ -61,6 +87,8 @@ class PathResolver {
   struct MountFd {
     int fd;
     std::string root;
+    dev_t dev = 0;
+    uint64_t mountId = 0;  // of the original mount (statx STATX_MNT_ID), 0: unknown
   };
   struct Known {
     std::string path;
@@ -80,6 +108,8 @@ class PathResolver {
   int checkLocked(Known* known, std::string& out);
   bool openByHandle(const FileIdRecord& fid, Known& out);
   static MountFd openMount(const std::string& path, dev_t dev);
+  void ensureMount(const int32_t fsid[2], const std::string& resolved, dev_t dev);
+  bool walkUp(int fd, const std::function<void(dev_t, ino_t)>& ancestor);
 
   std::mutex mu_;
   uint64_t batch_ = 1;

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -112,6 +113,21 @@ int Reader::addGroup(unsigned flags, unsigned eventFlags, SysError& err) {
 }
 
 void Reader::setScope(int group, std::vector<ScopeRule> rules) {
+  // Each rule's object, for placing events by object (see Scope). O_PATH
+  // opens are never reported, so this is safe inside a watched tree.
+  for (ScopeRule& rule : rules) {
+    int fd = open(rule.path.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+      rule.hasId = true;
+      rule.dev = st.st_dev;
+      rule.ino = st.st_ino;
+    }
+    PathResolver::Location where = paths_.locate(fd, true, [](dev_t, ino_t) {});
+    if (where.kind == PathResolver::Location::Kind::Found) rule.canonical = where.path;
+    ::close(fd);
+  }
   ScopePtr scope = rules.empty() ? nullptr : std::make_shared<const Scope>(std::move(rules));
   std::lock_guard<std::mutex> lock(mu_);
   if (group >= 0 && static_cast<size_t>(group) < groups_.size()) groups_[group].scope = std::move(scope);
@@ -136,6 +152,8 @@ bool Reader::mark(int group, unsigned flags, uint64_t mask, int dirfd, const std
   bool reportsFid = (groupFlags & (FAN_REPORT_FID | FAN_REPORT_DIR_FID)) != 0;
   if ((flags & FAN_MARK_ADD) && reportsFid && !path.empty())
     paths_.rememberMarked(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));
+  else if ((flags & FAN_MARK_ADD) && (flags & FAN_MARK_FILESYSTEM) && !path.empty())
+    paths_.rememberFilesystem(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));
   if (fanotify_mark(fd, flags, mask, dirfd, path.empty() ? nullptr : path.c_str()) != 0) {
     err = {errno, "fanotify_mark", path};
     return false;
@@ -306,24 +324,40 @@ void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf,
   const size_t start = batch.size();
   batch.reserve(start + raws.size());
   for (auto& raw : raws) decorate(std::move(raw), index, group, batch);
+  // Renames first, then the scope: an event is judged where it happened.
   undoLaterDirectoryRenames(batch, start);
+  size_t kept = start;
+  for (size_t i = start; i < batch.size(); i++) {
+    if (batch[i].kind == Event::Kind::Normal && !finish(batch[i], group)) continue;
+    if (kept != i) batch[kept] = std::move(batch[i]);
+    kept++;
+  }
+  batch.resize(kept);
 }
 
+namespace {
+
+// The pidfd only serves processInfo (in finish); every way out closes it.
+struct PidfdCloser {
+  RawEvent& raw;
+  ~PidfdCloser() {
+    if (raw.hasPidfd && raw.pidfd >= 0) ::close(raw.pidfd);
+    raw.pidfd = -1;
+  }
+};
+
+}  // namespace
+
+// Resolves an event's paths. Its fd and pidfd stay open in ev.raw for
+// finish(), which runs once the whole read is resolved and its renames undone.
 void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch) {
   Event ev;
   ev.group = index;
   ev.permissionGroup = group.permission;
-  // The pidfd only serves processInfo, below; every return closes it.
-  struct PidfdCloser {
-    RawEvent& raw;
-    ~PidfdCloser() {
-      if (raw.hasPidfd && raw.pidfd >= 0) ::close(raw.pidfd);
-      raw.pidfd = -1;
-    }
-  } pidfdCloser{raw};
   closeDuplicatePidfds(raw);  // before raw is moved into ev
 
   if (raw.mask & FAN_Q_OVERFLOW) {
+    PidfdCloser pidfdCloser{raw};
     closeIfOpen(raw.fd);
     ev.kind = Event::Kind::Overflow;
     ev.raw = std::move(raw);
@@ -333,6 +367,7 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
 
   bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
   if (permission && options_.allowSelf && isOwnProcess(raw.pid, group)) {
+    PidfdCloser pidfdCloser{raw};
     writeResponse(group.fd, raw.fd, FAN_ALLOW);
     ::close(raw.fd);
     return;
@@ -361,15 +396,24 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   if (!ev.hasPath && dir) ev.hasPath = paths_.fromHandle(*dir, ev.path);
   if (ev.hasPath && (raw.mask & FAN_MOVED_FROM) && !ev.hasOldPath) ev.hasOldPath = true, ev.oldPath = ev.path;
   if (ev.hasPath && (raw.mask & FAN_MOVED_TO) && !ev.hasNewPath) ev.hasNewPath = true, ev.newPath = ev.path;
+  ev.raw = std::move(raw);
+  batch.push_back(std::move(ev));
+}
 
-  // Outside every watched tree of this group (or nowhere we can place it,
-  // such as a deleted file's last ATTRIB): drop it; a permission event is
-  // allowed at once, since nobody asked to decide it.
-  const uint64_t asked = group.scope ? scopedEvents(*group.scope, ev, raw.mask) : raw.mask;
+// Applies the group's scope to a resolved event, then takes its fds over:
+// a kept permission event's fd becomes ev.fd (answered and closed through
+// respond() or the deadline), every other fd is closed. False: dropped
+// (outside every watched tree; a permission event is then allowed at once,
+// since nobody asked to decide it).
+bool Reader::finish(Event& ev, const Group& group) {
+  RawEvent& raw = ev.raw;
+  PidfdCloser pidfdCloser{raw};
+  const bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
+  const uint64_t asked = group.scope ? inScope(ev, *group.scope, permission) : raw.mask;
   if (asked == 0) {
     if (permission) writeResponse(group.fd, raw.fd, FAN_ALLOW);
     closeIfOpen(raw.fd);
-    return;
+    return false;
   }
 
   if (group.scope) raw.mask = (raw.mask & kEventFlags) | asked;
@@ -380,12 +424,70 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   }
 
   if (permission) {
-    ev.fd = raw.fd;  // answered (and closed) through respond() or the deadline
+    ev.fd = raw.fd;
   } else {
     closeIfOpen(raw.fd);
   }
-  ev.raw = std::move(raw);
-  batch.push_back(std::move(ev));
+  return true;
+}
+
+// The events of a scoped group's event that its rules asked for; 0: drop it.
+// First by the paths the event carries: cheap, and enough for nearly every
+// event. Only when no rule covers them is the object placed (a second look
+// that costs system calls): an event reached through another mount (a bind
+// mount of the tree, a container's view) is judged where its object is, and
+// then carries the watched tree's path. A permission event that cannot be
+// placed at all (deeper than PATH_MAX, a filesystem that has no file
+// handles) goes to JavaScript: only a proven outsider is allowed here. A
+// notification event that cannot be placed is dropped: nothing is decided
+// on it, and a filesystem mark would otherwise flood JavaScript with them.
+uint64_t Reader::inScope(Event& ev, const Scope& scope, bool permission) {
+  const uint64_t mask = ev.raw.mask;
+  uint64_t asked = scopedEvents(scope, ev, mask);
+  if (asked != 0) return asked;
+
+  // A path that is the canonical one, under a rule's canonical path: report
+  // it under the rule's own path.
+  auto byCanonical = [&](bool has, std::string& path) {
+    if (!has) return;
+    std::string watched;
+    uint64_t bits = scope.coveredCanonical(path, mask, &watched);
+    if (bits != 0) path = std::move(watched);
+    asked |= bits;
+  };
+
+  if (ev.raw.fd < 0) {
+    // File-id events: their paths were resolved through the remembered
+    // mount, so they are canonical already.
+    if (scope.allCanonical()) return 0;
+    byCanonical(ev.hasPath, ev.path);
+    byCanonical(ev.hasOldPath, ev.oldPath);
+    byCanonical(ev.hasNewPath, ev.newPath);
+    return asked;
+  }
+
+  uint64_t walked = 0;
+  PathResolver::Location where =
+      paths_.locate(ev.raw.fd, ev.hasPath, [&](dev_t dev, ino_t ino) { walked |= scope.subtreeAt(dev, ino, mask); });
+  switch (where.kind) {
+    case PathResolver::Location::Kind::SeenPath:
+      if (!scope.allCanonical()) byCanonical(ev.hasPath, ev.path);
+      return asked;
+    case PathResolver::Location::Kind::Found:
+      byCanonical(true, where.path);
+      if (asked != 0) {
+        ev.hasPath = true;
+        ev.path = std::move(where.path);
+      }
+      return asked;
+    case PathResolver::Location::Kind::Walked:
+      // The whole filesystem may be a mount inside a watched tree.
+      if (walked == 0) walked = scope.covered(where.mountRoot, mask);
+      return walked;
+    case PathResolver::Location::Kind::Unknown:
+      break;
+  }
+  return permission ? (mask & scope.anyMask()) : 0;
 }
 
 void Reader::run() {

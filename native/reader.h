@@ -144,6 +144,8 @@ class Reader {
   void wake();
   void readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch);
   void decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch);
+  bool finish(Event& ev, const Group& group);
+  uint64_t inScope(Event& ev, const Scope& scope, bool permission);
   bool isOwnProcess(int32_t pid, const Group& group) const;
   void moveOutLocked(std::vector<Event>& out, size_t max);
   int pollTimeoutLocked(std::chrono::steady_clock::time_point now);
