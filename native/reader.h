@@ -5,7 +5,8 @@
 //   - every permission event has a deadline kept by this thread;
 //   - an answer names an event id, never an fd number, so a second answer or
 //     one after close() is a no-op;
-//   - close() answers everything pending, then closes every fd.
+//   - close() answers everything pending, and what the kernel still holds
+//     unread, with defaultResponse, then closes every fd.
 //
 // Locking: one mutex (mu_) guards the queue, the pending permission table,
 // the group list and the flags below it. The thread holds it only to move a
@@ -114,10 +115,11 @@ class Reader {
   // wake this thread so that it keeps their deadlines.
   void afterDirectDelivery();
 
-  // Stops the thread, answers every pending permission event, and closes the
-  // groups. With `later`, the group and mount fds are handed over instead of
-  // closed (see ReaderWrap::CloseAsync): closing a group that had marks
-  // waits in the kernel.
+  // Stops the thread, answers every pending permission event and those the
+  // permission groups still hold unread (answerUnread) with defaultResponse,
+  // and closes the groups. With `later`, the group and mount fds are handed
+  // over instead of closed (see ReaderWrap::CloseAsync): closing a group
+  // that had marks waits in the kernel.
   void close(std::vector<int>* later = nullptr);
   bool closed() const { return closed_.load(); }
 
@@ -154,6 +156,7 @@ class Reader {
   void registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now);
   void checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& batch);
   void answerLocked(Pending& p, uint32_t response);
+  void answerUnread(const std::vector<Group>& groups);
 
   ReaderOptions options_;
   PathResolver paths_;

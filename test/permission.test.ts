@@ -13,6 +13,7 @@ import { Fanotify, FanotifyError, FanotifyFlags, MaskFlags, capabilities, type F
 import { reapAll, startChild, startNode, type ChildResult, type RunningChild } from './helpers/child';
 import { collectFor, collectUntil, withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
+import { spinUntilWaitingForAnswer } from './helpers/wait';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 
 /** Reads the file named by argv[1]; prints 'ok' or the error code. */
@@ -438,6 +439,26 @@ describeRoot('permission events (sync Fanotify)', () => {
       // Answering after close is a no-op, never a write to a reused fd.
       expect(() => fan.allow(ev!)).not.toThrow();
       expect(() => fan.close()).not.toThrow();
+    });
+
+    test("answers defaultResponse 'deny' also to an event still in the kernel queue, which nobody read yet", async () => {
+      // Closing the group would make the kernel allow it, whatever
+      // defaultResponse says: close() must read what the group still holds
+      // and answer that too.
+      const fan = new Fanotify({ permissionTimeout: 20000, defaultResponse: 'deny' });
+      let child: RunningChild;
+      try {
+        fan.addWatch(file, MaskFlags.OPEN_PERM);
+        // A read first: this thread now reads the permission group itself, and
+        // the reader thread leaves it alone for a grace period (tens of ms).
+        expect(fan.readEvents({ timeout: 0 })).toEqual([]);
+        child = startNode(READ_FILE, [file]);
+        spinUntilWaitingForAnswer(child.pid); // no read meanwhile
+      } finally {
+        fan.close();
+      }
+      const r = await finished(child!);
+      expect(r.stdout.trim()).toBe('EPERM');
     });
   });
 
