@@ -379,8 +379,13 @@ export class Core implements Responder {
     FanotifyEvent.markAnswered(event);
   }
 
-  isPending(id: number): boolean {
-    return !this.isClosed && this.reader.isPending(id);
+  openFd(id: number): number {
+    if (this.isClosed) return -1;
+    try {
+      return this.reader.dupFd(id);
+    } catch (err) {
+      throw fromNative(err, { action: "could not open a descriptor of the permission event's file" });
+    }
   }
 
   /** Turns a native batch into deliveries, in order. */
@@ -584,7 +589,7 @@ const RECURSION_BITS = FAN.FAN_CREATE | FAN.FAN_MOVED_TO | FAN.FAN_ONDIR | FAN.F
 /** A CREATE found by scanning a directory that was marked after it was made. */
 function syntheticCreate(path: string, name: string, isDirectory: boolean): NativeRecord {
   const mask = FAN.FAN_CREATE | (isDirectory ? FAN.FAN_ONDIR : 0);
-  return { kind: RecordKind.Normal, mask, pid: 0, fd: -1, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
+  return { kind: RecordKind.Normal, mask, pid: 0, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
 }
 
 function markKey(path: string, type: MarkType | 'recursive', ignore: boolean): string {

@@ -216,9 +216,16 @@ int Reader::respond(uint64_t id, uint32_t response) {
   return 1;
 }
 
-bool Reader::isPending(uint64_t id) {
+int Reader::dupFd(uint64_t id, int& err) {
+  err = 0;
+  // Under mu_: the deadline cannot close the kernel's fd between the lookup
+  // and the dup, and the dup is of this event's file, never of a reused number.
   std::lock_guard<std::mutex> lock(mu_);
-  return pending_.count(id) != 0;
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return -1;
+  int fd = fcntl(it->second.eventFd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) err = errno;
+  return fd;
 }
 
 void Reader::answerLocked(Pending& p, uint32_t response) {
