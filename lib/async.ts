@@ -275,7 +275,11 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     this.#core.respond(event, response);
   }
 
-  /** Closes the groups (pending permission events get defaultResponse), ends every consumer, emits 'close'. */
+  /**
+   * Closes the groups, ends every consumer, emits 'close'. Permission events
+   * still pending, read or still in the kernel queue, get defaultResponse
+   * before this returns (the promise waits for the fds to be closed).
+   */
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;

@@ -8,7 +8,7 @@
 import { FanotifyError } from './errors';
 import { native, RecordKind, type NativeBatch, type NativeRecord } from './native';
 
-const NUMBERS = 7;
+const NUMBERS = 6;
 const STRINGS = 6;
 const PERMISSION_GROUP = 1;
 const DIRECTORY = 2;
@@ -51,14 +51,13 @@ export function unpackBatch(batch: NativeBatch): NativeRecord[] {
   for (let i = 0; i < count; i++) {
     const n = i * NUMBERS;
     const s = i * STRINGS;
-    const flags = numbers[n + 6];
+    const flags = numbers[n + 5];
     const record: NativeRecord = {
       kind: numbers[n],
       mask: numbers[n + 1],
       pid: numbers[n + 2],
-      fd: numbers[n + 3],
-      id: numbers[n + 4],
-      group: numbers[n + 5],
+      id: numbers[n + 3],
+      group: numbers[n + 4],
       permissionGroup: (flags & PERMISSION_GROUP) !== 0,
       isDirectory: (flags & DIRECTORY) !== 0,
       path: strings[s] ?? null,

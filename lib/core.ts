@@ -478,8 +478,13 @@ export class Core implements Responder {
     FanotifyEvent.markAnswered(event);
   }
 
-  isPending(id: number): boolean {
-    return !this.isClosed && this.reader.isPending(id);
+  openFd(id: number): number {
+    if (this.isClosed) return -1;
+    try {
+      return this.reader.dupFd(id);
+    } catch (err) {
+      throw fromNative(err, { action: "could not open a descriptor of the permission event's file" });
+    }
   }
 
   /** Turns a native batch into deliveries, in order. */
@@ -651,7 +656,7 @@ function syntheticCreate(dir: string, entry: Buffer, isDirectory: boolean, buffe
   // The entry's bytes as the kernel's events would give them, in either encoding.
   const name = buffers ? entry : entry.toString('utf8');
   const path = buffers ? Buffer.concat([Buffer.from(`${dir}/`), entry]) : `${dir}/${name as string}`;
-  return { kind: RecordKind.Normal, mask, pid: 0, fd: -1, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
+  return { kind: RecordKind.Normal, mask, pid: 0, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
 }
 
 /** Bits to remove everything a watch placed. */

@@ -11,9 +11,15 @@ export type AnyEvent = FanotifyEvent<string | Buffer>;
 /** Whoever can answer an event's permission request: the instance it came from. */
 export interface Responder {
   respond(event: AnyEvent, response: Response): void;
-  /** The event `id` still waits for an answer (not answered, expired or closed). */
-  isPending(id: number): boolean;
+  /**
+   * A new descriptor of the file of the permission event `id`, which the
+   * caller owns; -1 once the event is answered, expired or closed.
+   */
+  openFd(id: number): number;
 }
+
+/** #fd of a pending permission event whose descriptor nobody asked for yet. */
+const NOT_OPENED = -2;
 
 class Info<P extends string | Buffer> implements EventInfo<P> {
   constructor(
@@ -92,10 +98,11 @@ export class FanotifyEvent<P extends string | Buffer = string> {
     if (record.range) this.range = record.range;
     if (record.mountId !== undefined) this.mountId = record.mountId;
     this.permissionOverflow = (record.mask & FAN.FAN_Q_OVERFLOW) !== 0 && record.permissionGroup;
-    this.#fd = record.fd;
+    this.#fd = -1;
     if (record.id && responder) {
       this.#responder = responder;
       this.#id = record.id;
+      this.#fd = NOT_OPENED;
     }
   }
 
@@ -109,14 +116,23 @@ export class FanotifyEvent<P extends string | Buffer = string> {
   /** The event is about a directory (ONDIR). */
   get isDirectory(): boolean { return this.info.isDirectory; }
   /**
-   * The event's fd: open for permission events until they are answered (then
-   * -1); -1 for notification events, whose fds the reader closes once it has
-   * the path, and for FID-reporting events, which carry none.
+   * For a permission event: a file descriptor of the file being accessed,
+   * which belongs to you, as one from `fs.openSync` does: close it with
+   * `fs.closeSync(ev.fd)` (or `fs.close`) when you are done. The library
+   * never closes it, nor answers through it, so it stays valid after the
+   * event is answered, and closing it early changes nothing for the answer.
+   *
+   * It is opened (a dup of the kernel's event fd, close-on-exec, sharing its
+   * file offset and access mode) the first time `fd` is read, and later reads
+   * return the same number: a handler that never reads `fd` costs no
+   * descriptor. Read first after the event was answered (by you, its
+   * deadline or `close()`), it is -1: the kernel's fd is gone. -1 for
+   * notification events, whose fds the reader closes once it has the path,
+   * and for FID-reporting events, which carry none. Throws a FanotifyError
+   * (kind LimitReached, code EMFILE) if no descriptor is left.
    */
   get fd(): number {
-    // Answered by its deadline or by close() in native code, which closed the
-    // fd: asked here rather than tracking every event in a table.
-    if (this.#fd >= 0 && this.#responder && !this.#responder.isPending(this.#id)) this.#fd = -1;
+    if (this.#fd === NOT_OPENED) this.#fd = this.#responder!.openFd(this.#id);
     return this.#fd;
   }
 
@@ -177,7 +193,8 @@ export class FanotifyEvent<P extends string | Buffer = string> {
    * Plain, JSON-serialisable data: mask, types, pid, paths, name,
    * isDirectory, fd, process. With `encoding: 'buffer'` each path and name
    * is in Node's JSON form of a Buffer, `{ type: 'Buffer', data: [bytes] }`,
-   * which `Buffer.from()` turns back into the Buffer.
+   * which `Buffer.from()` turns back into the Buffer. `fd` is the descriptor
+   * `ev.fd` handed out, or -1: this never opens one.
    */
   toJSON(): Record<string, unknown> {
     return {
@@ -189,7 +206,7 @@ export class FanotifyEvent<P extends string | Buffer = string> {
       oldPath: jsonPath(this.oldPath),
       newPath: jsonPath(this.newPath),
       isDirectory: this.isDirectory,
-      fd: this.fd,
+      fd: this.#fd >= 0 ? this.#fd : -1,
       process: this.process,
       ...(this.fsError ? { fsError: this.fsError } : {}),
       ...(this.range ? { range: this.range } : {}),
@@ -211,8 +228,12 @@ export class FanotifyEvent<P extends string | Buffer = string> {
     return event.#id;
   }
 
-  /** @internal Called once the event is answered: its fd is closed. */
+  /**
+   * @internal Called once the event is answered: the kernel's fd is closed,
+   * so no descriptor can be opened any more; one already handed out stays
+   * (it is JavaScript's).
+   */
   static markAnswered(event: AnyEvent): void {
-    event.#fd = -1;
+    if (event.#fd === NOT_OPENED) event.#fd = -1;
   }
 }

@@ -110,7 +110,10 @@ export class Fanotify<E extends Encoding = 'utf8'> implements Disposable {
     this.#core.setBufferSize(checkBufferSize(bytes));
   }
 
-  /** Closes every group; pending permission events get `defaultResponse`. Idempotent. */
+  /**
+   * Closes every group; permission events still pending, read or still in
+   * the kernel queue, get `defaultResponse` first. Idempotent.
+   */
   close(): void {
     this.#backlog = [];
     this.#core.close();

@@ -43,7 +43,7 @@ export interface NativeRecord {
   kind: RecordKind;
   mask: number;
   pid: number;
-  fd: number;
+  /** Non-zero for a permission event still to be answered (its fd stays in native code). */
   id: number;
   group: number;
   permissionGroup: boolean;
@@ -91,8 +91,12 @@ export interface NativeReader {
   mark(group: number, flags: number, mask: number, dirfd: number, path: string | undefined): void;
   take(max: number, timeoutMs: number): NativeBatch;
   respond(id: number, response: number): boolean;
-  /** The permission event still waits for an answer. */
-  isPending(id: number): boolean;
+  /**
+   * A new fd (F_DUPFD_CLOEXEC) of a pending permission event's file, which
+   * the caller owns and the reader never closes; -1 once the event is
+   * answered, expired or closed. Throws (EMFILE, ...) if the dup fails.
+   */
+  dupFd(id: number): number;
   setBufferSize(bytes: number): void;
   startAsync(deliver: (batch: NativeBatch) => void): void;
   setDelivery(on: boolean): void;

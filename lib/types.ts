@@ -27,7 +27,16 @@ export interface FanotifyOptions<E extends Encoding = 'utf8'> {
   bufferSize?: number;
   /** Milliseconds before an unanswered permission event gets `defaultResponse` (default 10000). */
   permissionTimeout?: number;
-  /** The answer for permission events not answered in time, or whose handler failed (default 'allow'). */
+  /**
+   * The answer for permission events not answered in time, whose handler
+   * failed, or still pending when the instance is closed (default 'allow').
+   * `close()` (also garbage collection of a sync instance, worker exit, and
+   * the end of the event loop) gives it to the events already read and to
+   * those the kernel still holds unread. When the process dies instead (a
+   * signal, a crash, `process.exit()`, an uncaught exception) the kernel
+   * allows everything still pending, whatever this says; close in a
+   * `process.on('exit')` handler to have it apply on `process.exit()` too.
+   */
   defaultResponse?: 'allow' | 'deny';
   /** Answer permission events caused by this process with allow, natively (default true). */
   allowSelf?: boolean;

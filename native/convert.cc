@@ -114,10 +114,9 @@ Napi::Array batchToJs(Napi::Env env, const std::vector<Event>& events, Napi::Flo
     row[0] = static_cast<double>(ev.kind);
     row[1] = static_cast<double>(ev.raw.mask);
     row[2] = ev.raw.pid;
-    row[3] = ev.fd;
-    row[4] = static_cast<double>(ev.id);
-    row[5] = ev.group;
-    row[6] = (ev.permissionGroup ? kBatchPermissionGroup : 0) | (ev.isDirectory ? kBatchDirectory : 0) |
+    row[3] = static_cast<double>(ev.id);
+    row[4] = ev.group;
+    row[5] = (ev.permissionGroup ? kBatchPermissionGroup : 0) | (ev.isDirectory ? kBatchDirectory : 0) |
              (ev.hasProcess ? kBatchProcess : 0);
 
     const uint32_t base = static_cast<uint32_t>(i * kBatchStrings);

@@ -22,8 +22,10 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 //       (allocating one per hand-over was a tenth of a permission round
 //       trip): only the first events * kBatchNumbers entries are this
 //       batch's, and it is read before the next batch is made
-//       kind, mask, pid, fd, id, group,
+//       kind, mask, pid, id, group,
 //       flags (1: permission group, 2: directory, 4: process info read)
+//       (no fd: the kernel's event fd stays in the reader's pending table;
+//       JavaScript asks for a descriptor of its own by id, Reader::dupFd)
 //   [1] Array, kBatchStrings per event: path, name, oldPath, newPath, comm,
 //       exe (a string, or a hole where unknown); its length says how many events.
 //       With `buffers` (the option encoding: 'buffer'), path, name, oldPath
@@ -31,7 +33,7 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 //       (comm and exe stay strings)
 //   [2] undefined, or { [index]: { errno, message, fsError, range, mountId } }
 //       for the rare events that carry more
-constexpr size_t kBatchNumbers = 7;
+constexpr size_t kBatchNumbers = 6;
 constexpr size_t kBatchStrings = 6;
 // The bits of the flags number.
 constexpr uint32_t kBatchPermissionGroup = 1;

@@ -229,14 +229,63 @@ int Reader::respond(uint64_t id, uint32_t response) {
   return 1;
 }
 
-bool Reader::isPending(uint64_t id) {
+int Reader::dupFd(uint64_t id, int& err) {
+  err = 0;
+  // Under mu_: the deadline cannot close the kernel's fd between the lookup
+  // and the dup, and the dup is of this event's file, never of a reused number.
   std::lock_guard<std::mutex> lock(mu_);
-  return pending_.count(id) != 0;
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return -1;
+  int fd = fcntl(it->second.eventFd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) err = errno;
+  return fd;
 }
 
 void Reader::answerLocked(Pending& p, uint32_t response) {
   writeResponse(p.groupFd, p.eventFd, response);  // the only failure left is "no longer pending"
   ::close(p.eventFd);
+}
+
+// At close(): the permission events the kernel still holds unread (the
+// thread had not read them yet, or left them to JavaScript in direct mode)
+// get defaultResponse too; closing the group would make the kernel allow
+// them, whatever defaultResponse says. The marks go first, so that no new
+// event arrives while the queue is drained; an access already on its way
+// into the queue as this runs can still be allowed by the kernel. Only the
+// closing thread reads the groups now (the reader thread is joined, and
+// direct reads stop at stopping_).
+void Reader::answerUnread(const std::vector<Group>& groups) {
+  std::vector<uint8_t> buf;
+  std::vector<RawEvent> raws;
+  for (const auto& g : groups) {
+    if (!g.permission) continue;
+    for (unsigned type : {0u, unsigned(FAN_MARK_MOUNT), unsigned(FAN_MARK_FILESYSTEM)})
+      fanotify_mark(g.fd, FAN_MARK_FLUSH | type, 0, AT_FDCWD, nullptr);  // EINVAL where a type is unknown
+    if (buf.empty()) buf.resize(std::max<size_t>(options_.bufferSize, 4096));
+    // Bounded: the flush stops new events, this only guards against a kernel
+    // that keeps some coming.
+    for (int pass = 0; pass < 1024; pass++) {
+      pollfd pfd{g.fd, POLLIN, 0};
+      if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLIN)) break;
+      ssize_t n = read(g.fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      // EMFILE: the kernel dropped (and denied) the event it could not open an
+      // fd for; the next read gets the next one.
+      if (n < 0 && (errno == EMFILE || errno == ENFILE)) continue;
+      if (n <= 0) break;
+      raws.clear();
+      decodeEvents(buf.data(), static_cast<size_t>(n), raws);
+      for (auto& raw : raws) {
+        if (raw.hasPidfd) closeIfOpen(raw.pidfd);
+        if (raw.fd < 0) continue;
+        if (raw.mask & kPermissionMask) {
+          const bool own = options_.allowSelf && isOwnProcess(raw.pid, g);
+          writeResponse(g.fd, raw.fd, own ? FAN_ALLOW : options_.defaultResponse);
+        }
+        ::close(raw.fd);
+      }
+    }
+  }
 }
 
 bool Reader::isOwnProcess(int32_t pid, const Group& group) const {
@@ -612,6 +661,7 @@ void Reader::close(std::vector<int>* later) {
     groups.swap(groups_);
     notify_ = nullptr;
   }
+  answerUnread(groups);
   for (const auto& g : groups) {
     if (later) later->push_back(g.fd);
     else ::close(g.fd);

@@ -5,7 +5,12 @@
 //   - every permission event has a deadline kept by this thread;
 //   - an answer names an event id, never an fd number, so a second answer or
 //     one after close() is a no-op;
-//   - close() answers everything pending, then closes every fd.
+//   - one owner per event fd: the kernel's fd of a permission event belongs
+//     to the pending table (pending_), the only code that answers and closes
+//     it, and its number never reaches JavaScript; JavaScript gets a
+//     descriptor of its own (dupFd), which this code never closes;
+//   - close() answers everything pending, and what the kernel still holds
+//     unread, with defaultResponse, then closes every fd.
 //
 // Locking: one mutex (mu_) guards the queue, the pending permission table,
 // the group list and the flags below it. The thread holds it only to move a
@@ -47,7 +52,8 @@ struct Event {
   int group = -1;      // index of the group it came from
   bool permissionGroup = false;
   uint64_t id = 0;     // non-zero for permission events: the answer's key
-  int fd = -1;         // kept open only for permission events, until answered
+  int fd = -1;         // the kernel's fd, kept only for permission events: owned by the
+                       // pending table from registerLocked on, never handed to JavaScript
   bool isDirectory = false;
   bool hasPath = false, hasName = false, hasOldPath = false, hasNewPath = false;
   std::string path, name, oldPath, newPath;
@@ -90,8 +96,10 @@ class Reader {
 
   // 1: answered; 0: not pending (already answered, expired or closed); < 0: -errno.
   int respond(uint64_t id, uint32_t response);
-  // Still waiting for an answer (not answered, expired or closed).
-  bool isPending(uint64_t id);
+  // A new descriptor (F_DUPFD_CLOEXEC) of a pending event's file, for
+  // JavaScript to own and close: nothing here ever closes it. -1 when the
+  // event is no longer pending (err = 0) or the dup failed (err = errno).
+  int dupFd(uint64_t id, int& err);
 
   void setBufferSize(size_t bytes);
   // Called on the reader thread after it queues events; async front ends use
@@ -113,10 +121,11 @@ class Reader {
   // wake this thread so that it keeps their deadlines.
   void afterDirectDelivery();
 
-  // Stops the thread, answers every pending permission event, and closes the
-  // groups. With `later`, the group and mount fds are handed over instead of
-  // closed (see ReaderWrap::CloseAsync): closing a group that had marks
-  // waits in the kernel.
+  // Stops the thread, answers every pending permission event and those the
+  // permission groups still hold unread (answerUnread) with defaultResponse,
+  // and closes the groups. With `later`, the group and mount fds are handed
+  // over instead of closed (see ReaderWrap::CloseAsync): closing a group
+  // that had marks waits in the kernel.
   void close(std::vector<int>* later = nullptr);
   bool closed() const { return closed_.load(); }
 
@@ -155,6 +164,7 @@ class Reader {
   void registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now);
   void checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& batch);
   void answerLocked(Pending& p, uint32_t response);
+  void answerUnread(const std::vector<Group>& groups);
 
   ReaderOptions options_;
   PathResolver paths_;

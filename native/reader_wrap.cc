@@ -46,7 +46,7 @@ Napi::Function ReaderWrap::Init(Napi::Env env) {
                          InstanceMethod<&ReaderWrap::Mark>("mark"),
                          InstanceMethod<&ReaderWrap::Take>("take"),
                          InstanceMethod<&ReaderWrap::Respond>("respond"),
-                         InstanceMethod<&ReaderWrap::IsPending>("isPending"),
+                         InstanceMethod<&ReaderWrap::DupFd>("dupFd"),
                          InstanceMethod<&ReaderWrap::SetBufferSize>("setBufferSize"),
                          InstanceMethod<&ReaderWrap::StartAsync>("startAsync"),
                          InstanceMethod<&ReaderWrap::SetDelivery>("setDelivery"),
@@ -135,9 +135,14 @@ Napi::Value ReaderWrap::Respond(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), result == 1);
 }
 
-Napi::Value ReaderWrap::IsPending(const Napi::CallbackInfo& info) {
+// dupFd(id) -> a new fd of the pending event's file, owned by JavaScript; -1
+// once the event is answered, expired or closed.
+Napi::Value ReaderWrap::DupFd(const Napi::CallbackInfo& info) {
   uint64_t id = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-  return Napi::Boolean::New(info.Env(), reader_->isPending(id));
+  int err = 0;
+  int fd = reader_->dupFd(id, err);
+  if (fd < 0 && err != 0) throwSysError(info.Env(), {err, "fcntl", ""});
+  return Napi::Number::New(info.Env(), fd);
 }
 
 Napi::Value ReaderWrap::SetBufferSize(const Napi::CallbackInfo& info) {

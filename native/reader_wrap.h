@@ -29,7 +29,7 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value Mark(const Napi::CallbackInfo& info);
   Napi::Value Take(const Napi::CallbackInfo& info);
   Napi::Value Respond(const Napi::CallbackInfo& info);
-  Napi::Value IsPending(const Napi::CallbackInfo& info);
+  Napi::Value DupFd(const Napi::CallbackInfo& info);
   Napi::Value SetBufferSize(const Napi::CallbackInfo& info);
   Napi::Value StartAsync(const Napi::CallbackInfo& info);
   Napi::Value SetDelivery(const Napi::CallbackInfo& info);

@@ -42,6 +42,29 @@ const open = (label) => new Promise((resolve) => {
 })();
 `;
 
+// A handler that reads ev.fd with no descriptor left: a FanotifyError, the
+// event still pending; once a descriptor is free, ev.fd works.
+const DUP_LISTENER = `
+const fs = require('node:fs');
+const { Fanotify, MaskFlags } = require(process.argv[1]);
+const file = process.argv[2];
+const fan = new Fanotify({ permissionTimeout: 10000, defaultResponse: 'deny' });
+fan.addWatch(file, MaskFlags.OPEN_PERM);
+const opener = require('node:child_process').spawn('cat', [file], { stdio: 'ignore' });
+const ev = fan.readEvent({ timeout: 5000 });
+const filler = [];
+try { for (;;) filler.push(fs.openSync('/dev/null', 'r')); } catch (e) { if (e.code !== 'EMFILE') throw e; }
+let err = null;
+try { console.log(ev.fd); } catch (e) { err = { name: e.name, kind: e.kind, code: e.code }; }
+fs.closeSync(filler.pop());
+const fd = ev.fd;
+const link = fs.readlinkSync('/proc/self/fd/' + fd);
+for (const f of filler) fs.closeSync(f);
+ev.allow();
+fs.closeSync(fd);
+opener.on('exit', (code) => { console.log(JSON.stringify({ err, link, code })); fan.close(); });
+`;
+
 describeRoot('EMFILE while reading permission events', () => {
   let scratch: Scratch;
   beforeAll(() => {
@@ -69,5 +92,19 @@ describeRoot('EMFILE while reading permission events', () => {
     // Still running: the next access is delivered and allowed.
     expect(report.after.code).toBe(0);
     expect(report.delivered).toBe(2);
+  });
+
+  test('ev.fd with no descriptor left throws LimitReached and leaves the event pending; then it works', async () => {
+    const file = scratch.file('guarded-dup');
+    fs.writeFileSync(file, 'x');
+    const dist = path.resolve(__dirname, '../dist');
+    const child = startChild('prlimit', ['--nofile=256', process.execPath, '-e', DUP_LISTENER, dist, file], 20000);
+    const result = await child.done;
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout.trim())).toEqual({
+      err: { name: 'FanotifyError', kind: 'LimitReached', code: 'EMFILE' },
+      link: file,
+      code: 0, // allowed by the handler, not denied by the deadline
+    });
   });
 });

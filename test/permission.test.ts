@@ -13,6 +13,7 @@ import { Fanotify, FanotifyError, FanotifyFlags, MaskFlags, capabilities, type F
 import { reapAll, startChild, startNode, type ChildResult, type RunningChild } from './helpers/child';
 import { collectFor, collectUntil, withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
+import { spinUntilWaitingForAnswer } from './helpers/wait';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 
 /** Reads the file named by argv[1]; prints 'ok' or the error code. */
@@ -91,14 +92,17 @@ describeRoot('permission events (sync Fanotify)', () => {
     expect(ev.isOpen()).toBe(true);
     expect(ev.mask & MaskFlags.OPEN_PERM).toBe(MaskFlags.OPEN_PERM);
     expect(ev.path).toBe(file);
-    expect(ev.fd).toBeGreaterThanOrEqual(0);
+    const fd = ev.fd;
+    expect(fd).toBeGreaterThanOrEqual(0);
     // The fd is a real open file description of the guarded file.
-    expect(fs.readlinkSync(`/proc/self/fd/${ev.fd}`)).toBe(file);
+    expect(fs.readlinkSync(`/proc/self/fd/${fd}`)).toBe(file);
     // Until we answer, the child waits in the kernel.
     expect(stillBlocked(child.pid)).toBe(true);
 
     fan.allow(ev);
-    expect(ev.fd).toBe(-1);
+    // Ours (see 'ev.fd: a descriptor JavaScript owns'): still open after the answer.
+    expect(ev.fd).toBe(fd);
+    fs.closeSync(fd);
     const r = await finished(child);
     expect(r.stdout.trim()).toBe('ok');
   });
@@ -108,9 +112,8 @@ describeRoot('permission events (sync Fanotify)', () => {
     fan.addWatch(file, MaskFlags.OPEN_PERM);
     const child = startNode(READ_FILE, [file]);
     const ev = only(eventsFrom(fan, child.pid), child.pid);
-    expect(ev.fd).toBeGreaterThanOrEqual(0);
     fan.deny(ev);
-    expect(ev.fd).toBe(-1);
+    expect(ev.fd).toBe(-1); // not taken before the answer: nothing to open any more
     const r = await finished(child);
     expect(r.stdout.trim()).toBe('EPERM');
   });
@@ -167,6 +170,7 @@ describeRoot('permission events (sync Fanotify)', () => {
     expect(ev.isPermission()).toBe(true);
     expect(ev.path).toBe(file);
     expect(ev.fd).toBeGreaterThanOrEqual(0);
+    fs.closeSync(ev.fd);
     ev.deny();
     expect((await finished(denied)).stdout.split('\n').filter(Boolean)).toEqual(['opened', 'read:EPERM']);
 
@@ -239,11 +243,13 @@ describeRoot('permission events (sync Fanotify)', () => {
         expect(fe).toMatchObject({ kind: 'InvalidArgument', code: 'EINVAL', errno: -22, syscall: 'write' });
         expect(fe.message).toMatch(/CLASS_PRE_CONTENT/);
       }
-      // Still pending: the child waits, the fd is open, a plain deny works.
-      expect(ev.fd).toBeGreaterThanOrEqual(0);
+      // Still pending: the child waits, its file can still be opened, a plain deny works.
+      const fd = ev.fd;
+      expect(fd).toBeGreaterThanOrEqual(0);
       expect(stillBlocked(child.pid)).toBe(true);
       fan.deny(ev);
-      expect(ev.fd).toBe(-1);
+      expect(ev.fd).toBe(fd);
+      fs.closeSync(fd);
       expect((await finished(child)).stdout.trim()).toBe('EPERM');
       // The message is about the answer, not about a mark (no mark was involved).
       expect(fe.message).not.toMatch(/rejected this mark/);
@@ -296,7 +302,8 @@ describeRoot('permission events (sync Fanotify)', () => {
     const child = startNode(READ_FILE, [file]);
     const ev = only(eventsFrom(fan, child.pid), child.pid);
     expect(() => other.deny(ev)).toThrow(expect.objectContaining({ kind: 'InvalidArgument' }));
-    expect(ev.fd).toBeGreaterThanOrEqual(0);
+    expect(ev.fd).toBeGreaterThanOrEqual(0); // still pending: its file can still be opened
+    fs.closeSync(ev.fd);
     expect(stillBlocked(child.pid)).toBe(true);
     fan.allow(ev);
     expect((await finished(child)).stdout.trim()).toBe('ok');
@@ -323,7 +330,6 @@ describeRoot('permission events (sync Fanotify)', () => {
       const start = Date.now();
       const child = startNode(READ_FILE, [file]);
       const ev = only(eventsFrom(fan, child.pid), child.pid);
-      expect(ev.fd).toBeGreaterThanOrEqual(0);
       const r = await finished(child);
       const blockedMs = Date.now() - start;
       // The expiry warning is handed out by the next read.
@@ -393,9 +399,9 @@ describeRoot('permission events (sync Fanotify)', () => {
     expect(events.map((ev) => [ev.types(), ev.path])).toEqual([[['CREATE'], path.join(dir, 'new')]]);
   });
 
-  test('an event answered by the library (deadline or close) shows fd -1 afterwards, like one answered by hand', async () => {
-    // The library closes the event fd when it answers; a stale number left in
-    // ev.fd could name some other file once the number is reused.
+  test('ev.fd read first after the library answered (deadline or close) is -1, like after an answer by hand', async () => {
+    // The library closes the kernel's event fd when it answers: there is
+    // nothing left to open a descriptor of.
     const fan = new Fanotify({ permissionTimeout: 300, defaultResponse: 'allow' });
     let expired: FanotifyEvent;
     try {
@@ -438,6 +444,138 @@ describeRoot('permission events (sync Fanotify)', () => {
       // Answering after close is a no-op, never a write to a reused fd.
       expect(() => fan.allow(ev!)).not.toThrow();
       expect(() => fan.close()).not.toThrow();
+    });
+
+    test("answers defaultResponse 'deny' also to an event still in the kernel queue, which nobody read yet", async () => {
+      // Closing the group would make the kernel allow it, whatever
+      // defaultResponse says: close() must read what the group still holds
+      // and answer that too.
+      const fan = new Fanotify({ permissionTimeout: 20000, defaultResponse: 'deny' });
+      let child: RunningChild;
+      try {
+        fan.addWatch(file, MaskFlags.OPEN_PERM);
+        // A read first: this thread now reads the permission group itself, and
+        // the reader thread leaves it alone for a grace period (tens of ms).
+        expect(fan.readEvents({ timeout: 0 })).toEqual([]);
+        child = startNode(READ_FILE, [file]);
+        spinUntilWaitingForAnswer(child.pid); // no read meanwhile
+      } finally {
+        fan.close();
+      }
+      const r = await finished(child!);
+      expect(r.stdout.trim()).toBe('EPERM');
+    });
+  });
+
+  describe('ev.fd: a descriptor JavaScript owns', () => {
+    const OTHER = 'another file, opened by the handler\n';
+    let other: string;
+    beforeAll(() => {
+      other = scratch.file('other.txt');
+      fs.writeFileSync(other, OTHER);
+    });
+
+    /** How many of this process's fds name `target`. */
+    function fdsOn(target: string): number {
+      let n = 0;
+      for (const fd of fs.readdirSync('/proc/self/fd')) {
+        try {
+          if (fs.readlinkSync(`/proc/self/fd/${fd}`) === target) n++;
+        } catch {
+          // the listing's own fd
+        }
+      }
+      return n;
+    }
+
+    test.each(['allow', 'deny'] as const)(
+      'a handler that closes ev.fd (the C habit), opens a file and answers %s: its file stays open and valid, the opener is released at once',
+      async (answer) => {
+        using fan = new Fanotify({ permissionTimeout: 20000, defaultResponse: answer === 'allow' ? 'deny' : 'allow' });
+        fan.addWatch(file, MaskFlags.OPEN_PERM);
+        const child = startNode(READ_FILE, [file]);
+        const ev = only(eventsFrom(fan, child.pid), child.pid);
+        const closed = ev.fd;
+        fs.closeSync(closed);
+        // The lowest free number: the one just closed, now naming the handler's file.
+        const mine = fs.openSync(other, 'r+');
+        expect(mine).toBe(closed);
+        const answeredAt = Date.now();
+        if (answer === 'allow') ev.allow();
+        else ev.deny();
+        const r = await finished(child);
+        expect(Date.now() - answeredAt).toBeLessThan(5000); // not the 20 s deadline
+        expect(r.stdout.trim()).toBe(answer === 'allow' ? 'ok' : 'EPERM');
+        // Answering neither closed the handler's file nor wrote into it.
+        try {
+          expect(fs.fstatSync(mine).ino).toBe(fs.statSync(other).ino);
+          expect(fs.readlinkSync(`/proc/self/fd/${mine}`)).toBe(other);
+          const buf = Buffer.alloc(256);
+          expect(buf.toString('utf8', 0, fs.readSync(mine, buf, 0, buf.length, 0))).toBe(OTHER);
+        } finally {
+          fs.closeSync(mine);
+        }
+        expect(fs.readFileSync(other, 'utf8')).toBe(OTHER);
+      },
+    );
+
+    test.each(['answer', 'deadline', 'close'] as const)(
+      'a descriptor taken before the event is answered (%s) stays open on the file until JavaScript closes it, and a threadpool read through it reads the file',
+      async (by) => {
+        const fan = new Fanotify({ permissionTimeout: by === 'deadline' ? 300 : 20000, defaultResponse: 'deny' });
+        const realProcess = vm.runInThisContext('process') as NodeJS.Process;
+        const quiet = () => {};
+        realProcess.on('warning', quiet);
+        let fd = -1;
+        try {
+          fan.addWatch(file, MaskFlags.OPEN_PERM);
+          const before = fdsOn(file);
+          const child = startNode(READ_FILE, [file]);
+          const ev = only(eventsFrom(fan, child.pid), child.pid);
+          fd = ev.fd;
+          expect(fd).toBeGreaterThanOrEqual(0);
+          expect(ev.fd).toBe(fd); // read again: the same descriptor, not another one
+          expect(fs.readlinkSync(`/proc/self/fd/${fd}`)).toBe(file);
+          // The kernel's own event fd and ours: two descriptors.
+          expect(fdsOn(file)).toBe(before + 2);
+          if (by === 'answer') fan.deny(ev);
+          if (by === 'close') fan.close();
+          expect((await finished(child)).stdout.trim()).toBe('EPERM');
+          if (by === 'deadline') fan.readEvents({ timeout: 0 }); // the expiry warning
+          // The library closed the kernel's fd; ours is untouched.
+          expect(ev.fd).toBe(fd);
+          expect(fdsOn(file)).toBe(before + 1);
+          const read = await new Promise<string>((resolve, reject) =>
+            fs.read(fd, Buffer.alloc(256), 0, 256, 0, (err, n, buf) => (err ? reject(err) : resolve(buf.toString('utf8', 0, n)))),
+          );
+          expect(read).toBe(CONTENT);
+          fs.closeSync(fd);
+          fd = -1;
+          expect(fdsOn(file)).toBe(before);
+          expect(() => ev.allow()).not.toThrow(); // a no-op
+        } finally {
+          if (fd >= 0) fs.closeSync(fd);
+          fan.close();
+          realProcess.off('warning', quiet);
+        }
+      },
+    );
+
+    test('a handler that never reads ev.fd costs no descriptor; toJSON() opens none; ev.fd read first after the answer is -1', async () => {
+      using fan = new Fanotify({ permissionTimeout: 20000 });
+      fan.addWatch(file, MaskFlags.OPEN_PERM);
+      const before = fdsOn(file);
+      const child = startNode(READ_FILE, [file]);
+      const ev = only(eventsFrom(fan, child.pid), child.pid);
+      expect(fdsOn(file)).toBe(before + 1); // the kernel's fd, in the library
+      expect(ev.toJSON().fd).toBe(-1);
+      expect(fdsOn(file)).toBe(before + 1);
+      ev.allow();
+      expect((await finished(child)).stdout.trim()).toBe('ok');
+      expect(fdsOn(file)).toBe(before);
+      expect(ev.fd).toBe(-1);
+      expect(ev.toJSON().fd).toBe(-1);
+      expect(fdsOn(file)).toBe(before);
     });
   });
 
