@@ -76,7 +76,7 @@ export class AsyncFanotify extends EventEmitter<AsyncFanotifyEvents> implements 
     const settings = readOptions(options, ['signal']);
     super();
     this.#core = new Core(settings);
-    this.#core.native.startAsync((records) => this.#receive(records));
+    this.#core.startAsync((records) => this.#receive(records));
     // No watch yet: do not hold the process open (see #updateRef).
     this.#core.native.setRef(false);
     if (signal) {
