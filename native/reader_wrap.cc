@@ -141,6 +141,7 @@ ReaderWrap::ReaderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Reader
 
 ReaderWrap::~ReaderWrap() {
   Shutdown();
+  if (!teardown_) return;
   teardown_->wrap = nullptr;
   teardown_->finishIfDone();  // deletes it unless handles are still closing
   teardown_ = nullptr;
@@ -161,6 +162,7 @@ void ReaderWrap::Shutdown(std::vector<int>* later) {
   }
   if (!callback_.IsEmpty()) callback_.Reset();
   if (!numbers_.IsEmpty()) numbers_.Reset();
+  if (!teardown_) return;
   teardown_->shutDown = true;
   teardown_->finishIfDone();  // the wrap is alive: this never deletes it
 }
