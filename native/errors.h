@@ -55,6 +55,17 @@ int currentExceptionErrno();
 // error without a code (kind Io).
 [[noreturn]] void rethrowAsJs(Napi::Env env, const char* syscall);
 
+// A plain Node-API function run through rethrowAsJs:
+// Napi::Function::New<guarded<F>>(env, name).
+template <Napi::Value (*Fn)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return Fn(info);
+  } catch (...) {
+    rethrowAsJs(info.Env(), "fanotify");
+  }
+}
+
 // A plain argument error from native code; lib/ validates first, so these
 // only guard against calls that bypass it.
 [[noreturn]] void throwTypeError(Napi::Env env, const std::string& message);
