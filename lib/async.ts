@@ -83,7 +83,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     super();
     this.#core = new Core(settings);
     // The native callback comes with no async context of its own.
-    this.#core.native.startAsync((batch) => this.#context.runInAsyncScope(this.#receive, this, batch));
+    this.#core.startAsync((batch) => this.#context.runInAsyncScope(this.#receive, this, batch));
     // No watch yet: do not hold the process open (see #updateRef).
     this.#core.native.setRef(false);
     if (signal) {

@@ -105,15 +105,19 @@ export class Core implements Responder {
   constructor(settings: Settings, exactFlags?: number) {
     this.settings = settings;
     this.exactFlags = exactFlags;
-    this.reader = new (native().Reader)({
-      permissionTimeout: settings.permissionTimeout,
-      defaultResponse: settings.defaultResponse === 'deny' ? FAN.FAN_DENY : FAN.FAN_ALLOW,
-      allowSelf: settings.allowSelf,
-      queueLimit: settings.queueLimit,
-      bufferSize: settings.bufferSize,
-      processInfo: settings.processInfo,
-      buffers: settings.encoding === 'buffer',
-    });
+    try {
+      this.reader = new (native().Reader)({
+        permissionTimeout: settings.permissionTimeout,
+        defaultResponse: settings.defaultResponse === 'deny' ? FAN.FAN_DENY : FAN.FAN_ALLOW,
+        allowSelf: settings.allowSelf,
+        queueLimit: settings.queueLimit,
+        bufferSize: settings.bufferSize,
+        processInfo: settings.processInfo,
+        buffers: settings.encoding === 'buffer',
+      });
+    } catch (err) {
+      throw fromNative(err, { action: 'starting the reader' });
+    }
     if (exactFlags !== undefined) this.groups.set('exact', this.createGroup(exactFlags, 'exact'));
   }
 
@@ -529,6 +533,28 @@ export class Core implements Responder {
       return { type: 'error', error, event };
     }
     return { type: 'event', event };
+  }
+
+  /**
+   * The synchronous front end's wait (NativeReader.take). Its eventfd can
+   * fail (EMFILE: LimitReached). In a stopping worker it returns undefined
+   * instead of a batch; no JavaScript runs after that.
+   */
+  take(max: number, timeoutMs: number): NativeBatch {
+    try {
+      return this.reader.take(max, timeoutMs);
+    } catch (err) {
+      throw fromNative(err, { action: 'waiting for events' });
+    }
+  }
+
+  /** The asynchronous front end's delivery (NativeReader.startAsync). */
+  startAsync(deliver: (batch: NativeBatch) => void): void {
+    try {
+      this.reader.startAsync(deliver);
+    } catch (err) {
+      throw fromNative(err, { action: 'starting event delivery' });
+    }
   }
 
   setBufferSize(bytes: number): void {

@@ -118,6 +118,8 @@ const KIND_BY_CODE: Record<string, FanotifyErrorKind> = {
   ENFILE: 'LimitReached',
   ENOSPC: 'LimitReached',
   ENOMEM: 'LimitReached',
+  // std::thread in the addon: no thread could be started (RLIMIT_NPROC, pids.max).
+  EAGAIN: 'LimitReached',
   EBADF: 'Closed',
 };
 
@@ -153,7 +155,11 @@ function advice(code: string | undefined, syscall: string | undefined, ctx: Erro
     case 'ENOSPC':
       return 'too many marks: raise fs.fanotify.max_user_marks';
     case 'ENOMEM':
-      return 'the kernel ran out of memory for marks or events';
+      return syscall === 'malloc' ? 'out of memory' : 'the kernel ran out of memory for marks or events';
+    case 'EAGAIN':
+      return syscall === 'pthread_create'
+        ? "no thread could be started for the reader: this user or process is at its limit of threads (ulimit -u, a container's pids.max, kernel.threads-max)"
+        : 'a resource is temporarily unavailable; try again';
     case 'EBADF':
       return 'the fanotify instance is closed';
     default:

@@ -135,7 +135,7 @@ export class Fanotify<E extends Encoding = 'utf8'> implements Disposable {
     for (;;) {
       if (this.#backlog.length === 0) {
         const wait = timeout <= 0 ? timeout : Math.max(0, deadline - Date.now());
-        this.#backlog = this.#core.convert(this.#core.native.take(max, wait));
+        this.#backlog = this.#core.convert(this.#core.take(max, wait));
       }
       const events = this.#handOut(max);
       // A batch of only warnings is no answer for a blocking read: wait on.

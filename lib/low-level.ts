@@ -165,7 +165,11 @@ export function readEvents(groupFd: number, bufferSize = 65536): RawEvent[] {
 /** Decodes bytes in the kernel's event format (as read(2) returns them), without a kernel. */
 export function decode(bytes: Uint8Array): { events: RawEvent[]; bytesUsed: number } {
   if (!(bytes instanceof Uint8Array)) throw invalidArgument('decode() takes a Uint8Array or Buffer');
-  return native().decode(bytes);
+  try {
+    return native().decode(bytes);
+  } catch (err) {
+    throw fromNative(err);  // out of memory: LimitReached
+  }
 }
 
 /** Writes a struct fanotify_response for a permission event. */

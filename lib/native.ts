@@ -89,6 +89,7 @@ export interface NativeScopeRule {
 export interface NativeReader {
   addGroup(flags: number, eventFlags: number): number;
   mark(group: number, flags: number, mask: number, dirfd: number, path: string | undefined): void;
+  /** Waits as timeoutMs says; returns early (undefined, no JavaScript runs after) if this environment is stopping. */
   take(max: number, timeoutMs: number): NativeBatch;
   respond(id: number, response: number): boolean;
   /**

@@ -120,12 +120,12 @@ Napi::Object CompiledConstants(Napi::Env env) {
 }  // namespace
 
 void initLowLevel(Napi::Env env, Napi::Object exports) {
-  exports.Set("fanotifyInit", Napi::Function::New<FanotifyInit>(env, "fanotifyInit"));
-  exports.Set("fanotifyMark", Napi::Function::New<FanotifyMark>(env, "fanotifyMark"));
-  exports.Set("readEvents", Napi::Function::New<ReadEvents>(env, "readEvents"));
-  exports.Set("decode", Napi::Function::New<Decode>(env, "decode"));
-  exports.Set("writeResponse", Napi::Function::New<WriteResponse>(env, "writeResponse"));
-  exports.Set("close", Napi::Function::New<Close>(env, "close"));
+  exports.Set("fanotifyInit", Napi::Function::New<guarded<FanotifyInit>>(env, "fanotifyInit"));
+  exports.Set("fanotifyMark", Napi::Function::New<guarded<FanotifyMark>>(env, "fanotifyMark"));
+  exports.Set("readEvents", Napi::Function::New<guarded<ReadEvents>>(env, "readEvents"));
+  exports.Set("decode", Napi::Function::New<guarded<Decode>>(env, "decode"));
+  exports.Set("writeResponse", Napi::Function::New<guarded<WriteResponse>>(env, "writeResponse"));
+  exports.Set("close", Napi::Function::New<guarded<Close>>(env, "close"));
   exports.Set("compiledConstants", CompiledConstants(env));
 }
 

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "fan_constants.h"
 
@@ -83,9 +84,7 @@ std::string describeExpired(int32_t pid, const std::string& path, int timeoutMs,
 
 }  // namespace
 
-Reader::Reader(const ReaderOptions& options) : options_(options), self_(getpid()) {
-  wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-}
+Reader::Reader(const ReaderOptions& options) : options_(options), self_(getpid()) {}
 
 Reader::~Reader() { close(); }
 
@@ -103,11 +102,33 @@ int Reader::addGroup(unsigned flags, unsigned eventFlags, SysError& err) {
     err = {EBADF, "fanotify_init", ""};
     return -1;
   }
-  groups_.push_back({fd, flags, permission, nonblocking, nullptr, false});
-  if (!thread_.joinable()) {
-    thread_ = std::thread(&Reader::run, this);
-  } else {
+  try {
+    groups_.push_back({fd, flags, permission, nonblocking, nullptr});
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (thread_.joinable()) {
     wake();  // the thread's poll set is rebuilt on each pass
+    return static_cast<int>(groups_.size() - 1);
+  }
+  // The first group starts the thread and its wake-up eventfd. Without
+  // either, close() could not stop the thread (join would wait forever) or
+  // there would be no thread to keep deadlines: fail this group cleanly.
+  auto undo = [&](int code, const char* syscall) {
+    groups_.pop_back();
+    ::close(fd);
+    err = {code, syscall, ""};
+    return -1;
+  };
+  if (wakeFd_ < 0) wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wakeFd_ < 0) return undo(errno, "eventfd");
+  try {
+    thread_ = std::thread(&Reader::run, this);
+  } catch (const std::system_error& e) {
+    return undo(errnoOf(e), "pthread_create");  // EAGAIN: RLIMIT_NPROC, pids.max, threads-max
+  } catch (...) {
+    return undo(currentExceptionErrno(), "pthread_create");
   }
   return static_cast<int>(groups_.size() - 1);
 }
@@ -177,8 +198,15 @@ void Reader::setBufferSize(size_t bytes) {
   options_.bufferSize = bytes;
 }
 
-void Reader::take(std::vector<Event>& out, size_t max, int timeoutMs) {
-  if (takeDirect(out, max, timeoutMs)) return;
+bool Reader::take(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt) {
+  switch (takeDirect(out, max, timeoutMs, interrupt)) {
+    case Direct::Done: return true;
+    case Direct::Interrupted: return false;
+    case Direct::NotDirect: break;
+  }
+  // Not in direct mode (the synchronous front end always is, so this wait
+  // is only the bounded one of timeoutMs == 0, or a timed one): interrupt
+  // is not needed here.
   std::unique_lock<std::mutex> lock(mu_);
   if (queue_.empty() && !stopping_ && thread_.joinable()) {
     if (timeoutMs == 0) {
@@ -196,6 +224,7 @@ void Reader::take(std::vector<Event>& out, size_t max, int timeoutMs) {
     }
   }
   moveOutLocked(out, max);
+  return true;
 }
 
 void Reader::drain(std::vector<Event>& out, size_t max) {
@@ -255,34 +284,28 @@ void Reader::answerLocked(Pending& p, uint32_t response) {
 // closing thread reads the groups now (the reader thread is joined, and
 // direct reads stop at stopping_).
 void Reader::answerUnread(const std::vector<Group>& groups) {
-  std::vector<uint8_t> buf;
-  std::vector<RawEvent> raws;
-  for (const auto& g : groups) {
+  std::vector<uint8_t> buf(std::max<size_t>(options_.bufferSize, 4096));
+  std::vector<Event> batch;
+  for (size_t i = 0; i < groups.size(); i++) {
+    const Group& g = groups[i];
     if (!g.permission) continue;
     for (unsigned type : {0u, unsigned(FAN_MARK_MOUNT), unsigned(FAN_MARK_FILESYSTEM)})
       fanotify_mark(g.fd, FAN_MARK_FLUSH | type, 0, AT_FDCWD, nullptr);  // EINVAL where a type is unknown
-    if (buf.empty()) buf.resize(std::max<size_t>(options_.bufferSize, 4096));
     // Bounded: the flush stops new events, this only guards against a kernel
     // that keeps some coming.
     for (int pass = 0; pass < 1024; pass++) {
       pollfd pfd{g.fd, POLLIN, 0};
       if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLIN)) break;
-      ssize_t n = read(g.fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      // EMFILE: the kernel dropped (and denied) the event it could not open an
-      // fd for; the next read gets the next one.
-      if (n < 0 && (errno == EMFILE || errno == ENFILE)) continue;
-      if (n <= 0) break;
-      raws.clear();
-      decodeEvents(buf.data(), static_cast<size_t>(n), raws);
-      for (auto& raw : raws) {
-        if (raw.hasPidfd) closeIfOpen(raw.pidfd);
-        if (raw.fd < 0) continue;
-        if (raw.mask & kPermissionMask) {
-          const bool own = options_.allowSelf && isOwnProcess(raw.pid, g);
-          writeResponse(g.fd, raw.fd, own ? FAN_ALLOW : options_.defaultResponse);
-        }
-        ::close(raw.fd);
+      // The same pipeline as a live read: own-process events are allowed and
+      // events a scope places outside every watched tree are allowed (never
+      // denied because their instance closed); what is left was the
+      // handler's to decide, and gets defaultResponse.
+      batch.clear();
+      readGroup(static_cast<int>(i), g, buf, batch);
+      for (Event& ev : batch) {
+        if (ev.fd < 0) continue;
+        writeResponse(g.fd, ev.fd, options_.defaultResponse);
+        ::close(ev.fd);
       }
     }
   }
@@ -539,14 +562,68 @@ uint64_t Reader::inScope(Event& ev, const Scope& scope, bool permission) {
   return permission ? (mask & scope.anyMask()) : 0;
 }
 
-void Reader::run() {
+void Reader::run() noexcept {
+  for (;;) {
+    try {
+      loop();
+      return;  // stopping
+    } catch (...) {
+      const int err = currentExceptionErrno();
+      failPass(inFlight_);
+      reportFailure(err, std::string("the reader thread failed (") + std::strerror(err) +
+                             "); events it was reading may be lost; it keeps running");
+    }
+    // Not a tight loop if it fails again at once (out of memory): a pause
+    // that close() cuts short through the wake-up eventfd.
+    pollfd pfd{wakeFd_, POLLIN, 0};
+    poll(&pfd, 1, 10);
+  }
+}
+
+// Answers (defaultResponse) and closes the permission events of a failed
+// pass that never reached the pending table: nobody else knows their fds.
+// Registered ones keep their deadlines there.
+void Reader::failPass(std::vector<Event>& batch) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& ev : batch) {
+    if (ev.fd < 0 || ev.id != 0) continue;
+    if (ev.group >= 0 && static_cast<size_t>(ev.group) < groups_.size())
+      writeResponse(groups_[ev.group].fd, ev.fd, options_.defaultResponse);
+    ::close(ev.fd);
+    ev.fd = -1;
+  }
+  batch.clear();
+}
+
+void Reader::reportFailure(int err, const std::string& message) noexcept {
+  std::function<void()> notify;
+  try {
+    Event error;
+    error.kind = Event::Kind::Error;
+    error.err = err;
+    error.message = message;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    queue_.push_back(std::move(error));
+    notify = notify_;
+  } catch (...) {
+    return;  // out of memory for the report too: nothing more to do
+  }
+  cv_.notify_all();
+  if (notify) notify();
+}
+
+void Reader::loop() {
   std::vector<uint8_t> buf;
   std::vector<pollfd> fds;
   std::vector<int> fdGroup;
   std::vector<Group> groups;
+  std::vector<int> readableDirect;
+  using Clock = std::chrono::steady_clock;
   for (;;) {
     int timeout;
     uint64_t flushSeen;
+    bool direct;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
@@ -557,7 +634,15 @@ void Reader::run() {
       bool full = queue_.size() >= options_.queueLimit;
       const auto now = std::chrono::steady_clock::now();
       bool resting = now < notificationsRestUntil_;
+      direct = direct_;
       throttled_ = false;
+      flushSeen = flushRequested_;
+      timeout = pollTimeoutLocked(now);
+      auto wakeBy = [&](std::chrono::steady_clock::time_point until) {
+        auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+        if (ms < 0) ms = 0;
+        if (timeout < 0 || ms < timeout) timeout = static_cast<int>(ms);
+      };
       fds.assign(1, pollfd{wakeFd_, POLLIN, 0});
       fdGroup.assign(1, -1);
       for (size_t i = 0; i < groups_.size(); i++) {
@@ -566,26 +651,28 @@ void Reader::run() {
           continue;
         }
         if (resting && !groups_[i].permission) continue;
-        if (direct_ && groups_[i].directReadable()) continue;  // see checkDirectGroups
+        if (direct && groups_[i].directReadable() && groups_[i].graceUntil != Clock::time_point{}) {
+          wakeBy(groups_[i].graceUntil);  // JavaScript's turn; see checkDirectGroups
+          continue;
+        }
         fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
         fdGroup.push_back(static_cast<int>(i));
       }
       groups = groups_;
-      flushSeen = flushRequested_;
-      timeout = pollTimeoutLocked(now);
-      auto wakeBy = [&](std::chrono::steady_clock::time_point until) {
-        auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
-        if (ms < 0) ms = 0;
-        if (timeout < 0 || ms < timeout) timeout = static_cast<int>(ms);
-      };
       if (resting) wakeBy(notificationsRestUntil_);
-      for (const auto& g : groups_)
-        if (direct_ && g.directReadable()) wakeBy(nextDirectCheck_);
+      // JavaScript read permission events directly since the last look:
+      // keep (or renew) the lease, see leaseUntil_.
+      if (directActive_) leaseUntil_ = now + std::chrono::milliseconds(options_.permissionTimeoutMs);
+      directActive_ = false;
+      if (leaseUntil_ > now) wakeBy(leaseUntil_);
+      threadWakeAt_ = timeout < 0 ? Clock::time_point::max() : now + std::chrono::milliseconds(timeout);
       if (buf.size() != options_.bufferSize) buf.resize(options_.bufferSize);
     }
 
     int n = poll(fds.data(), fds.size(), timeout);
-    std::vector<Event> batch;
+    std::vector<Event>& batch = inFlight_;  // see failPass
+    batch.clear();
+    readableDirect.clear();
     if (n > 0) {
       {
         // Scopes may have changed while poll slept: decorate with the
@@ -602,6 +689,10 @@ void Reader::run() {
       for (size_t k = 1; k < fds.size(); k++) {
         const int g = fdGroup[k];
         if (!(fds[k].revents & POLLIN)) continue;
+        if (direct && groups[g].directReadable()) {
+          readableDirect.push_back(g);  // JavaScript reads it first: checkDirectGroups
+          continue;
+        }
         readGroup(g, groups[g], buf, batch);
         readNotifications = readNotifications || !groups[g].permission;
       }
@@ -610,7 +701,7 @@ void Reader::run() {
         notificationsRestUntil_ = std::chrono::steady_clock::now() + kCoalesce;
       }
     }
-    checkDirectGroups(buf, batch);
+    checkDirectGroups(readableDirect, buf, batch);
 
     std::function<void()> notify;
     bool wakeConsumer;

@@ -16,6 +16,16 @@
 // the group list and the flags below it. The thread holds it only to move a
 // decoded batch in and to expire deadlines; it reads, decodes and resolves
 // paths without it, so a slow readlink never blocks the JavaScript thread.
+//
+// Lifetime: the thread and the eventfd that wakes it (wakeFd_) start with
+// the first group; either failing fails that addGroup (nothing half-made
+// stays). close() runs on the JavaScript thread that owns the instance (or
+// its environment's teardown, on the same thread), never while that
+// thread waits in take(): it stops and joins the thread, and only then
+// closes wakeFd_ and takerFd_. No C++ exception leaves the thread: run()
+// catches it, answers what the failed pass had read but not registered, and
+// queues an Error event; callers on the JavaScript thread get exceptions
+// (SysFailure, std::bad_alloc) that reader_wrap.cc turns into JS errors.
 #pragma once
 
 #include <sys/types.h>
@@ -86,11 +96,26 @@ class Reader {
   // no rules: everything the kernel reports.
   void setScope(int group, std::vector<ScopeRule> rules);
 
+  // What may end a take() early, other than events: the environment of the
+  // JavaScript thread that waits going away (worker.terminate(), or
+  // process.exit() in the main thread stopping its workers). Nothing can be
+  // signalled to a thread blocked in poll then, but the stopping Node
+  // always wakes that environment's event loop: `fd` is the loop's epoll fd
+  // (readable when the loop has work), and on readability take() asks
+  // `stopping()`. While `fd` stays readable for other work the loop will do
+  // once JavaScript runs again, take() asks every kInterruptCheckMs (100 ms)
+  // instead.
+  struct Interrupt {
+    int fd = -1;
+    std::function<bool()> stopping;
+  };
   // Moves up to `max` queued events into `out`. timeoutMs: 0 returns at once
   // (after asking the thread to read what the kernel holds), < 0 waits until
   // an event arrives or the reader closes, > 0 waits at most that long. In
-  // direct mode it reads permission groups itself meanwhile.
-  void take(std::vector<Event>& out, size_t max, int timeoutMs);
+  // direct mode it reads permission groups itself meanwhile. Returns false
+  // if `interrupt` said stop (out may hold events read before). Throws
+  // SysFailure when it cannot wait (no fd left for its eventfd).
+  bool take(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt = nullptr);
   // Moves what is queued now, without waiting or asking the thread to read.
   void drain(std::vector<Event>& out, size_t max);
 
@@ -109,17 +134,26 @@ class Reader {
   // Direct permission reads (reader_direct.cc): the JavaScript thread reads
   // permission groups itself, AsyncFanotify as soon as they are readable,
   // Fanotify while it waits in take(). That saves the hand-over through this
-  // thread on the path a blocked process waits on. This thread then leaves
-  // a readable permission group to JavaScript for kDirectGrace before
-  // reading it itself (checkDirectGroups), so a stalled event loop or a
-  // program that stopped reading still gets every deadline.
+  // thread on the path a blocked process waits on. This thread still polls
+  // those groups, but leaves one that became readable to JavaScript for
+  // kDirectGrace before reading it itself (checkDirectGroups), so a stalled
+  // event loop or a program that stopped reading still gets every
+  // deadline. It has a timeout only while a group is readable or an event
+  // pending: an idle instance never wakes it.
   void setDirectPermissions(bool on);
   // The permission groups JavaScript may read (the non-blocking ones).
   std::vector<int> directPermissionFds();
   void readPermissionsDirect(int fd, std::vector<Event>& out);
-  // After direct events went to JavaScript: if some are still unanswered,
-  // wake this thread so that it keeps their deadlines.
+  // After direct events went to JavaScript (and it had its chance to answer
+  // them): if some are still unanswered and due before the thread looks
+  // next, wake it so that it keeps their deadlines. Never more than once per
+  // permissionTimeout while JavaScript keeps reading (see leaseUntil_).
   void afterDirectDelivery();
+
+  // Queues an Error event (errno, message) for the consumer, as the thread
+  // does when a pass fails: the JavaScript glue uses it when a delivery
+  // failed. Never throws.
+  void reportFailure(int err, const std::string& message) noexcept;
 
   // Stops the thread, answers every pending permission event and those the
   // permission groups still hold unread (answerUnread) with defaultResponse,
@@ -136,8 +170,13 @@ class Reader {
     bool permission;   // a content or pre-content class group
     bool nonblocking;  // may be read without poll (direct permission reads)
     ScopePtr scope;    // null: unfiltered
-    // Direct mode: readable when this thread last looked (checkDirectGroups).
-    bool readableAtLastLook = false;
+    // Direct mode (checkDirectGroups): while set, the group is JavaScript's
+    // to read and this thread leaves it out of its poll until then; unset,
+    // the thread polls it like any group. directReads counts the reads
+    // JavaScript made (readPermissionsDirect), readsAtGrace its value when
+    // the grace began.
+    std::chrono::steady_clock::time_point graceUntil{};
+    uint64_t directReads = 0, readsAtGrace = 0;
     // In direct mode, JavaScript reads this group (see setDirectPermissions).
     bool directReadable() const { return permission && nonblocking; }
   };
@@ -149,7 +188,8 @@ class Reader {
     std::string path;
   };
 
-  void run();
+  // The thread: loop(), restarted after an exception (see failPass).
+  void run() noexcept;
   void wake();
   void readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch);
   void decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch);
@@ -159,16 +199,19 @@ class Reader {
   void moveOutLocked(std::vector<Event>& out, size_t max);
   int pollTimeoutLocked(std::chrono::steady_clock::time_point now);
   bool handOverLocked(bool urgent, std::chrono::steady_clock::time_point now);
-  bool takeDirect(std::vector<Event>& out, size_t max, int timeoutMs);
+  enum class Direct { NotDirect, Done, Interrupted };
+  Direct takeDirect(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt);
+  void loop();
+  void failPass(std::vector<Event>& batch) noexcept;
   void expireLocked(std::vector<Event>& batch);
   void registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now);
-  void checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& batch);
+  void checkDirectGroups(const std::vector<int>& readable, std::vector<uint8_t>& buf, std::vector<Event>& batch);
   void answerLocked(Pending& p, uint32_t response);
   void answerUnread(const std::vector<Group>& groups);
 
   ReaderOptions options_;
   PathResolver paths_;
-  int wakeFd_ = -1;
+  int wakeFd_ = -1;  // made with the thread (addGroup), closed after join
   std::thread thread_;
   pid_t self_;
 
@@ -191,10 +234,24 @@ class Reader {
   // polled.
   std::chrono::steady_clock::time_point notificationsRestUntil_{};
   bool direct_ = false;
-  std::chrono::steady_clock::time_point nextDirectCheck_{};
-  bool directPendingAdded_ = false;
+  // The thread learns the deadline of an event JavaScript read directly
+  // only when it next computes its poll timeout. So afterDirectDelivery
+  // looks at the events read since the last call (directIds_) that are
+  // still pending, and wakes the thread only if one is due before
+  // threadWakeAt_ (when the thread will look on its own; max: never).
+  // While JavaScript keeps reading directly, the thread keeps a lease: it
+  // looks at least once per permissionTimeout (leaseUntil_), so every later
+  // deadline falls after its next look and deliveries do not wake it one by
+  // one; the lease lapses after a permissionTimeout without direct reads.
+  std::vector<uint64_t> directIds_;
+  bool directActive_ = false;  // direct events since the thread last looked
+  std::chrono::steady_clock::time_point threadWakeAt_ = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point leaseUntil_{};
   std::vector<uint8_t> directBuf_;  // used by the JavaScript thread only
   int takerFd_ = -1;  // eventfd: this thread queued events for a direct take()
+  // The batch of the thread's current pass: a member so that run() can
+  // answer what a failed pass read but did not register (failPass).
+  std::vector<Event> inFlight_;
   bool stopping_ = false;
   std::function<void()> notify_;
   std::atomic<bool> closed_{false};

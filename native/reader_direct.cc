@@ -3,8 +3,10 @@
 // blocked process waits on. AsyncFanotify's loop reads them when a uv_poll
 // says readable (ReaderWrap::DeliverDirect); the synchronous Fanotify reads
 // them while it waits in take(). The reader thread stays the safety net: it
-// looks at them every kDirectGrace and reads a group that stayed readable
-// that long (a stalled loop, or a program not reading), so deadlines hold.
+// polls them too, and a group that becomes readable is JavaScript's for
+// kDirectGrace; if it is still readable then and JavaScript read nothing
+// from it meanwhile (a stalled loop, or a program not reading), the thread
+// reads it, so deadlines hold. Idle, nothing is readable and nothing wakes.
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -20,6 +22,9 @@ namespace {
 // How long a readable permission group is left to the JavaScript thread in
 // direct mode before the reader thread reads it itself.
 constexpr auto kDirectGrace = std::chrono::milliseconds(20);
+// How often a take() that cannot watch its Interrupt fd (readable for
+// other work of the event loop) asks whether its environment is stopping.
+constexpr int kInterruptCheckMs = 100;
 
 }  // namespace
 
@@ -27,9 +32,9 @@ void Reader::setDirectPermissions(bool on) {
   std::lock_guard<std::mutex> lock(mu_);
   if (direct_ == on) return;
   direct_ = on;
-  // The thread may sleep in a poll(-1) that includes the permission groups:
-  // once JavaScript reads them first, that poll would never return, and the
-  // thread would never look again (nor keep deadlines). Make it start over.
+  // The thread's poll set and what it does with a readable permission
+  // group change (checkDirectGroups): make it start over.
+  for (auto& g : groups_) g.graceUntil = {};
   wake();
 }
 
@@ -50,6 +55,7 @@ void Reader::readPermissionsDirect(int fd, std::vector<Event>& out) {
     for (size_t i = 0; i < groups_.size(); i++)
       if (groups_[i].fd == fd && groups_[i].directReadable()) index = static_cast<int>(i);
     if (index < 0) return;
+    groups_[index].directReads++;  // the reader thread's sign that JavaScript is not stalled
     group = groups_[index];
     if (directBuf_.size() != options_.bufferSize) directBuf_.resize(options_.bufferSize);
   }
@@ -59,15 +65,25 @@ void Reader::readPermissionsDirect(int fd, std::vector<Event>& out) {
   std::lock_guard<std::mutex> lock(mu_);
   registerLocked(batch, std::chrono::steady_clock::now());
   for (auto& ev : batch) {
-    if (ev.fd >= 0) directPendingAdded_ = true;
+    if (ev.fd >= 0) directIds_.push_back(ev.id);
     out.push_back(std::move(ev));
   }
 }
 
 void Reader::afterDirectDelivery() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (directPendingAdded_ && !pending_.empty()) wake();
-  directPendingAdded_ = false;
+  if (directIds_.empty()) return;
+  auto earliest = std::chrono::steady_clock::time_point::max();
+  for (uint64_t id : directIds_) {
+    auto it = pending_.find(id);
+    if (it != pending_.end() && it->second.deadline < earliest) earliest = it->second.deadline;
+  }
+  directIds_.clear();
+  directActive_ = true;
+  if (earliest < threadWakeAt_) {
+    threadWakeAt_ = std::chrono::steady_clock::time_point::min();  // woken: until it looks again
+    wake();
+  }
 }
 
 // The synchronous front end's wait in direct mode: poll the permission
@@ -76,17 +92,20 @@ void Reader::afterDirectDelivery() {
 // Returns false when the caller should wait the usual way: not in direct
 // mode, or timeoutMs == 0 and nothing was read here (the caller then asks
 // the thread for one read pass of the other groups).
-bool Reader::takeDirect(std::vector<Event>& out, size_t max, int timeoutMs) {
+//
+// `interrupt` (see Reader::Interrupt): its fd joins the poll set; when it
+// is readable and interrupt->stopping() says so, this returns Interrupted
+// at once. Readable for other work (the loop cannot run while we block
+// it), it leaves the poll set and stopping() is asked every
+// kInterruptCheckMs instead, so it never spins.
+Reader::Direct Reader::takeDirect(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!direct_) return false;
+    if (!direct_) return Direct::NotDirect;
   }
-  // Events handed out by the previous call and still unanswered: the thread
-  // learns their deadlines now. (A loop that answers before reading again
-  // leaves none, and costs the thread no wake-up per event.)
-  afterDirectDelivery();
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs > 0 ? timeoutMs : 0);
   std::vector<pollfd> fds;
+  bool watchInterrupt = interrupt && interrupt->fd >= 0;
   for (;;) {
     int taker;
     {
@@ -95,66 +114,100 @@ bool Reader::takeDirect(std::vector<Event>& out, size_t max, int timeoutMs) {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_ || !queue_.empty()) {
         moveOutLocked(out, max);
-        return true;
+        return Direct::Done;
       }
+      // Without it a blocking take() would never hear of the thread's
+      // events: fail instead (EMFILE is kind LimitReached).
       if (takerFd_ < 0) takerFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (takerFd_ < 0) throw SysFailure({errno, "eventfd", ""});
       taker = takerFd_;
     }
     fds.assign(1, pollfd{taker, POLLIN, 0});
     for (int fd : directPermissionFds()) fds.push_back(pollfd{fd, POLLIN, 0});
+    const size_t permissionEnd = fds.size();
+    if (watchInterrupt) fds.push_back(pollfd{interrupt->fd, POLLIN, 0});
     int wait = -1;
     if (timeoutMs >= 0) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
       wait = left > 0 ? static_cast<int>(left) : 0;
     }
+    if (interrupt && !watchInterrupt && (wait < 0 || wait > kInterruptCheckMs)) wait = kInterruptCheckMs;
     int n = poll(fds.data(), fds.size(), wait);
     if (n < 0 && errno == EINTR) continue;
+    if (interrupt && (watchInterrupt ? n > 0 && (fds[permissionEnd].revents & POLLIN) : n == 0)) {
+      if (interrupt->stopping()) return Direct::Interrupted;
+      if (watchInterrupt) watchInterrupt = false;  // other work of the loop: ask on a timer from now on
+    }
     if (n > 0) {
       if (fds[0].revents & POLLIN) {
         uint64_t count;
         ssize_t ignored = read(fds[0].fd, &count, sizeof(count));
         (void)ignored;
       }
-      for (size_t k = 1; k < fds.size(); k++)
+      for (size_t k = 1; k < permissionEnd; k++)
         if (fds[k].revents & POLLIN) readPermissionsDirect(fds[k].fd, out);
       if (out.empty()) continue;  // only the thread's signal: look again
-      // A deadline sooner than the thread's next look must not wait for it.
-      if (std::chrono::milliseconds(options_.permissionTimeoutMs) < kDirectGrace) afterDirectDelivery();
-      return true;
+      // The program may never call take() again: the thread must know
+      // these deadlines now (rarely a wake-up: see leaseUntil_).
+      afterDirectDelivery();
+      return Direct::Done;
     }
-    if (timeoutMs == 0) return false;
-    if (n < 0 || std::chrono::steady_clock::now() >= until) return true;
+    if (timeoutMs == 0) return Direct::NotDirect;
+    if (n < 0 || std::chrono::steady_clock::now() >= until) return Direct::Done;
   }
 }
 
-// The reader thread's look at permission groups in direct mode: it does not
-// wake for them; every kDirectGrace it looks without waiting. A group readable at two looks in a row has waited at least that
-// long: JavaScript is stalled, and this thread reads it so that deadlines
-// hold.
-void Reader::checkDirectGroups(std::vector<uint8_t>& buf, std::vector<Event>& batch) {
+// The reader thread's watch over permission groups in direct mode, after
+// each poll. `readable`: the direct groups its poll found readable; each
+// becomes JavaScript's to read for kDirectGrace (loop() leaves it out of
+// the poll until then, which would otherwise return at once, and sleeps at
+// most until graceUntil). When a grace ends the thread looks without
+// waiting:
+//   - readable, and JavaScript read nothing from it during the grace: it is
+//     stalled (or a synchronous Fanotify is not in readEvent()); this
+//     thread reads the group, so deadlines hold;
+//   - JavaScript read from it: it is busy and keeping up; another grace
+//     follows at once, so under load the thread looks once per kDirectGrace
+//     instead of waking for every event;
+//   - neither: back to polling it, with no timeout: an idle instance never
+//     wakes this thread.
+void Reader::checkDirectGroups(const std::vector<int>& readable, std::vector<uint8_t>& buf,
+                               std::vector<Event>& batch) {
   std::vector<int> indices;
   std::vector<pollfd> fds;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!direct_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (!direct_ || now < nextDirectCheck_) return;
-    nextDirectCheck_ = now + kDirectGrace;
+    for (int i : readable) {
+      groups_[i].graceUntil = now + kDirectGrace;
+      groups_[i].readsAtGrace = groups_[i].directReads;
+    }
     for (size_t i = 0; i < groups_.size(); i++) {
-      if (!groups_[i].directReadable()) continue;
+      const Group& g = groups_[i];
+      if (!g.directReadable() || g.graceUntil == std::chrono::steady_clock::time_point{} || g.graceUntil > now) continue;
       indices.push_back(static_cast<int>(i));
-      fds.push_back(pollfd{groups_[i].fd, POLLIN, 0});
+      fds.push_back(pollfd{g.fd, POLLIN, 0});
     }
   }
-  if (fds.empty() || poll(fds.data(), fds.size(), 0) < 0) return;
+  if (fds.empty()) return;
+  if (poll(fds.data(), fds.size(), 0) < 0)
+    for (auto& pfd : fds) pfd.revents = 0;
   for (size_t k = 0; k < fds.size(); k++) {
     Group group;
     bool stalled;
     {
       std::lock_guard<std::mutex> lock(mu_);
       Group& g = groups_[indices[k]];
-      const bool readable = (fds[k].revents & POLLIN) != 0;
-      stalled = readable && g.readableAtLastLook;
-      g.readableAtLastLook = readable && !stalled;
+      const bool readNow = (fds[k].revents & POLLIN) != 0;
+      const bool jsRead = g.directReads != g.readsAtGrace;
+      stalled = readNow && !jsRead;
+      if (jsRead) {
+        g.graceUntil = std::chrono::steady_clock::now() + kDirectGrace;
+        g.readsAtGrace = g.directReads;
+      } else {
+        g.graceUntil = {};
+      }
       group = g;
     }
     if (stalled) readGroup(indices[k], group, buf, batch);

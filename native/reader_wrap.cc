@@ -1,7 +1,11 @@
 #include "reader_wrap.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <thread>
 
 #include "convert.h"
@@ -19,6 +23,17 @@ bool canRunJs(napi_env env) {
   napi_value value;
   return napi_create_object(env, &object) == napi_ok && napi_get_boolean(env, true, &value) == napi_ok &&
          napi_set_named_property(env, object, "probe", value) == napi_ok;
+}
+
+// Whether `env` is stopping, asked on its own thread while JavaScript waits
+// in a synchronous take() (see Reader::Interrupt). The probe's handles go
+// with a scope of their own: a long wait asks many times.
+bool envStopping(napi_env env) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return true;
+  const bool running = canRunJs(env);
+  napi_close_handle_scope(env, scope);
+  return !running;
 }
 
 // Events handed to JavaScript per wake-up. Bounded so one busy burst cannot
@@ -39,61 +54,117 @@ ReaderOptions parseOptions(const Napi::Object& o) {
 
 }  // namespace
 
+// The environment's teardown hook and the uv handles' count (see the header).
+// Every uv handle's data points here, never at the wrap, which may be gone.
+struct ReaderWrap::Teardown {
+  napi_async_cleanup_hook_handle hook = nullptr;  // null once removed
+  ReaderWrap* wrap = nullptr;                     // null once the wrap is destroyed
+  int handlesOpen = 0;                            // made, close callback not yet run
+  bool shutDown = false;                          // the wrap's Shutdown ran: no new handles
+
+  // The environment is going away (worker exit, process teardown): shut
+  // down; Node runs the loop until finishIfDone removes the hook.
+  static void OnEnvTeardown(napi_async_cleanup_hook_handle, void* data) {
+    auto* t = static_cast<Teardown*>(data);
+    if (t->wrap)
+      t->wrap->Shutdown();
+    else
+      t->finishIfDone();
+  }
+
+  template <typename Handle>
+  static void Close(Handle* handle) {
+    uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
+      auto* t = static_cast<Teardown*>(h->data);
+      delete reinterpret_cast<Handle*>(h);
+      t->handlesOpen--;
+      t->finishIfDone();
+    });
+  }
+
+  // Removing the hook ends the environment's wait when it is tearing down,
+  // and unregisters it otherwise. May delete this.
+  void finishIfDone() {
+    if (shutDown && handlesOpen == 0 && hook) {
+      napi_async_cleanup_hook_handle h = hook;
+      hook = nullptr;
+      napi_remove_async_cleanup_hook(h);
+    }
+    if (!hook && !wrap) delete this;
+  }
+};
+
+template <Napi::Value (ReaderWrap::*Method)(const Napi::CallbackInfo&)>
+Napi::Value ReaderWrap::Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return (this->*Method)(info);
+  } catch (...) {
+    // A stopping environment cannot take an exception: node-addon-api would
+    // throw again from its catch block, which is std::terminate.
+    if (envStopping(env_)) return info.Env().Undefined();
+    rethrowAsJs(info.Env(), "fanotify reader");
+  }
+}
+
 Napi::Function ReaderWrap::Init(Napi::Env env) {
   return DefineClass(env, "Reader",
                      {
-                         InstanceMethod<&ReaderWrap::AddGroup>("addGroup"),
-                         InstanceMethod<&ReaderWrap::Mark>("mark"),
-                         InstanceMethod<&ReaderWrap::Take>("take"),
-                         InstanceMethod<&ReaderWrap::Respond>("respond"),
-                         InstanceMethod<&ReaderWrap::DupFd>("dupFd"),
-                         InstanceMethod<&ReaderWrap::SetBufferSize>("setBufferSize"),
-                         InstanceMethod<&ReaderWrap::StartAsync>("startAsync"),
-                         InstanceMethod<&ReaderWrap::SetDelivery>("setDelivery"),
-                         InstanceMethod<&ReaderWrap::SetRef>("setRef"),
-                         InstanceMethod<&ReaderWrap::SetScope>("setScope"),
-                         InstanceMethod<&ReaderWrap::Close>("close"),
-                         InstanceMethod<&ReaderWrap::CloseAsync>("closeAsync"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::AddGroup>>("addGroup"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::Mark>>("mark"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::Take>>("take"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::Respond>>("respond"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::DupFd>>("dupFd"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::SetBufferSize>>("setBufferSize"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::StartAsync>>("startAsync"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::SetDelivery>>("setDelivery"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::SetRef>>("setRef"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::SetScope>>("setScope"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::Close>>("close"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::CloseAsync>>("closeAsync"),
                      });
 }
 
 ReaderWrap::ReaderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReaderWrap>(info), env_(info.Env()) {
-  ReaderOptions options = info[0].IsObject() ? parseOptions(info[0].As<Napi::Object>()) : ReaderOptions{};
-  buffers_ = info[0].IsObject() && info[0].As<Napi::Object>().Get("buffers").ToBoolean().Value();
-  reader_ = std::make_unique<Reader>(options);
-  napi_add_env_cleanup_hook(env_, &ReaderWrap::OnEnvCleanup, this);
-  cleanupHookRegistered_ = true;
+  try {
+    ReaderOptions options = info[0].IsObject() ? parseOptions(info[0].As<Napi::Object>()) : ReaderOptions{};
+    buffers_ = info[0].IsObject() && info[0].As<Napi::Object>().Get("buffers").ToBoolean().Value();
+    reader_ = std::make_unique<Reader>(options);
+    auto teardown = std::make_unique<Teardown>();
+    teardown->wrap = this;
+    if (napi_add_async_cleanup_hook(env_, &Teardown::OnEnvTeardown, teardown.get(), &teardown->hook) != napi_ok)
+      throw Napi::Error::New(env_, "fanotify: napi_add_async_cleanup_hook failed");
+    teardown_ = teardown.release();
+  } catch (...) {
+    rethrowAsJs(info.Env(), "new Reader");
+  }
 }
 
-ReaderWrap::~ReaderWrap() { Shutdown(); }
-
-void ReaderWrap::OnEnvCleanup(void* self) {
-  auto* wrap = static_cast<ReaderWrap*>(self);
-  wrap->cleanupHookRegistered_ = false;  // the environment is running it now
-  wrap->Shutdown();
+ReaderWrap::~ReaderWrap() {
+  Shutdown();
+  if (!teardown_) return;
+  teardown_->wrap = nullptr;
+  teardown_->finishIfDone();  // deletes it unless handles are still closing
+  teardown_ = nullptr;
 }
 
 void ReaderWrap::Shutdown(std::vector<int>* later) {
-  if (cleanupHookRegistered_) {
-    napi_remove_env_cleanup_hook(env_, &ReaderWrap::OnEnvCleanup, this);
-    cleanupHookRegistered_ = false;
-  }
   // Stop polling before the reader closes the fds the polls watch.
   for (uv_poll_t* poll : permissionPolls_) {
     uv_poll_stop(poll);
-    poll->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    Teardown::Close(poll);
   }
   permissionPolls_.clear();
   // Joins the reader thread and answers every pending permission event.
   if (reader_) reader_->close(later);
   if (async_) {
-    async_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    Teardown::Close(async_);
     async_ = nullptr;
   }
   if (!callback_.IsEmpty()) callback_.Reset();
   if (!numbers_.IsEmpty()) numbers_.Reset();
+  if (!teardown_) return;
+  teardown_->shutDown = true;
+  teardown_->finishIfDone();  // the wrap is alive: this never deletes it
 }
 
 Napi::Value ReaderWrap::AddGroup(const Napi::CallbackInfo& info) {
@@ -116,6 +187,9 @@ Napi::Value ReaderWrap::Mark(const Napi::CallbackInfo& info) {
 }
 
 // take(max, timeoutMs): timeoutMs 0 = only what is there now, -1 = wait.
+// The wait ends early, with an empty batch, when this environment stops
+// (worker.terminate(), process.exit() in the main thread): see
+// Reader::Interrupt. JavaScript does not run on after that.
 Napi::Value ReaderWrap::Take(const Napi::CallbackInfo& info) {
   size_t max = info[0].As<Napi::Number>().Uint32Value();
   int timeoutMs = info[1].As<Napi::Number>().Int32Value();
@@ -123,7 +197,13 @@ Napi::Value ReaderWrap::Take(const Napi::CallbackInfo& info) {
   // A synchronous reader waits here: let it read permission groups itself
   // while it waits (reader_direct.cc), as AsyncFanotify's loop does.
   if (!async_) reader_->setDirectPermissions(true);
-  reader_->take(events, max, timeoutMs);
+  Reader::Interrupt interrupt;
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env_, &loop) == napi_ok && loop) interrupt.fd = uv_backend_fd(loop);
+  interrupt.stopping = [env = env_] { return envStopping(env); };
+  // Interrupted: JavaScript will not run again here, and building a batch
+  // would fail (a failure node-addon-api cannot report once stopping).
+  if (!reader_->take(events, max, timeoutMs, &interrupt)) return info.Env().Undefined();
   return batchToJs(info.Env(), events, NumbersFor(events.size()), buffers_);
 }
 
@@ -155,10 +235,14 @@ Napi::Value ReaderWrap::StartAsync(const Napi::CallbackInfo& info) {
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env_, &loop) != napi_ok || !loop) throwTypeError(info.Env(), "no event loop");
   callback_ = Napi::Persistent(info[0].As<Napi::Function>());
-  async_ = new uv_async_t;
-  uv_async_init(loop, async_, &ReaderWrap::OnAsync);
-  async_->data = this;
-  uv_async_t* handle = async_;
+  auto* handle = new uv_async_t;
+  if (int err = uv_async_init(loop, handle, &ReaderWrap::OnAsync)) {
+    delete handle;
+    throwSysError(info.Env(), {-err, "uv_async_init", ""});
+  }
+  handle->data = teardown_;
+  teardown_->handlesOpen++;
+  async_ = handle;
   reader_->setNotify([handle] { uv_async_send(handle); });
   reader_->setDirectPermissions(true);
   PollPermissionGroups();
@@ -188,7 +272,9 @@ Napi::Value ReaderWrap::SetRef(const Napi::CallbackInfo& info) {
 void ReaderWrap::PollPermissionGroups() {
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env_, &loop) != napi_ok || !loop) return;
-  for (int fd : reader_->directPermissionFds()) {
+  const std::vector<int> fds = reader_->directPermissionFds();
+  permissionPolls_.reserve(permissionPolls_.size() + fds.size());
+  for (int fd : fds) {
     bool polled = false;
     for (uv_poll_t* poll : permissionPolls_) {
       uv_os_fd_t watched;
@@ -200,41 +286,67 @@ void ReaderWrap::PollPermissionGroups() {
       delete poll;
       continue;  // the reader thread still reads it
     }
-    poll->data = this;
+    poll->data = teardown_;
+    teardown_->handlesOpen++;
+    permissionPolls_.push_back(poll);  // reserved above: cannot throw
     uv_poll_start(poll, UV_READABLE, &ReaderWrap::OnPermissionReadable);
     // Polls never hold the process open: the async handle's ref decides.
     uv_unref(reinterpret_cast<uv_handle_t*>(poll));
-    permissionPolls_.push_back(poll);
   }
 }
 
 void ReaderWrap::OnPermissionReadable(uv_poll_t* handle, int status, int events) {
-  auto* wrap = static_cast<ReaderWrap*>(handle->data);
+  ReaderWrap* wrap = static_cast<Teardown*>(handle->data)->wrap;
   uv_os_fd_t fd;
   if (wrap && status == 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(handle), &fd) == 0) wrap->DeliverDirect(fd);
 }
 
 void ReaderWrap::DeliverDirect(int fd) {
   if (callback_.IsEmpty() || reader_->closed()) return;
-  std::vector<Event> events;
-  reader_->readPermissionsDirect(fd, events);
-  if (!events.empty()) Hand(events);
-  reader_->afterDirectDelivery();
+  try {
+    std::vector<Event> events;
+    reader_->readPermissionsDirect(fd, events);
+    if (!events.empty()) Hand(events);
+    reader_->afterDirectDelivery();
+    failureReported_ = false;
+  } catch (...) {
+    // Events read here are pending already: their deadlines answer them.
+    reader_->afterDirectDelivery();
+    ReportFailure("reading permission events");
+  }
 }
 
 void ReaderWrap::OnAsync(uv_async_t* handle) {
-  if (auto* wrap = static_cast<ReaderWrap*>(handle->data)) wrap->Deliver();
+  if (ReaderWrap* wrap = static_cast<Teardown*>(handle->data)->wrap) wrap->Deliver();
 }
 
 void ReaderWrap::Deliver() {
   if (!delivering_ || callback_.IsEmpty() || reader_->closed()) return;
-  Napi::Env env(env_);
-  Napi::HandleScope scope(env);
-  std::vector<Event> events;
-  reader_->drain(events, kDeliveryBatch);
-  if (events.empty()) return;
-  if (events.size() == kDeliveryBatch && async_) uv_async_send(async_);
-  Hand(events);
+  try {
+    Napi::Env env(env_);
+    Napi::HandleScope scope(env);
+    std::vector<Event> events;
+    reader_->drain(events, kDeliveryBatch);
+    if (events.empty()) return;
+    if (events.size() == kDeliveryBatch && async_) uv_async_send(async_);
+    Hand(events);
+    failureReported_ = false;
+  } catch (...) {
+    ReportFailure("delivering events");
+  }
+}
+
+// Called inside a catch block. The report is one more event for the next
+// delivery; if that fails too, nothing more is reported until one works,
+// so a lasting failure (out of memory) cannot loop.
+void ReaderWrap::ReportFailure(const char* what) noexcept {
+  const int err = currentExceptionErrno();
+  if (failureReported_) return;
+  failureReported_ = true;
+  try {
+    reader_->reportFailure(err, std::string(what) + " failed (" + std::strerror(err) + "); some events were lost");
+  } catch (...) {
+  }
 }
 
 void ReaderWrap::Hand(const std::vector<Event>& events) {
@@ -319,20 +431,37 @@ Napi::Value ReaderWrap::CloseAsync(const Napi::CallbackInfo& info) {
     deferred.Resolve(env.Undefined());
     return deferred.Promise();
   }
-  auto done = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                            "fanotify close", 0, 1);
-  auto* closer = new FdCloser{std::thread(), deferred};
-  napi_add_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, closer);
-  closer->thread = std::thread([fds = std::move(fds), done, closer]() mutable {
-    for (int fd : fds) ::close(fd);
-    done.BlockingCall(closer, [](Napi::Env env, Napi::Function, FdCloser* c) {
-      napi_remove_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, c);
-      c->thread.join();  // it is past this call already: only Release() is left
-      c->deferred.Resolve(env.Undefined());
-      delete c;
+  Napi::ThreadSafeFunction done;
+  FdCloser* closer = nullptr;
+  try {
+    done = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                         "fanotify close", 0, 1);
+    closer = new FdCloser{std::thread(), deferred};
+    napi_add_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, closer);
+    // The thread gets a copy: if it cannot start, the fds are still ours.
+    closer->thread = std::thread([fds, done, closer]() mutable {
+      for (int fd : fds) ::close(fd);
+      done.BlockingCall(closer, [](Napi::Env env, Napi::Function, FdCloser* c) {
+        napi_remove_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, c);
+        c->thread.join();  // it is past this call already: only Release() is left
+        c->deferred.Resolve(env.Undefined());
+        delete c;
+      });
+      done.Release();
     });
-    done.Release();
-  });
+    return deferred.Promise();
+  } catch (...) {
+    // No thread to spare (EAGAIN at a thread or pids limit) or no memory:
+    // close them here instead. That blocks this thread for the kernel's
+    // grace period, but close() must neither fail nor leak the groups.
+    if (closer) {
+      napi_remove_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, closer);
+      delete closer;
+    }
+    if (static_cast<napi_threadsafe_function>(done) != nullptr) done.Release();
+  }
+  for (int fd : fds) ::close(fd);
+  deferred.Resolve(env.Undefined());
   return deferred.Promise();
 }
 

@@ -3,9 +3,25 @@
 //
 // Lifetime: the Reader is shut down by whichever comes first of close() from
 // JavaScript, garbage collection of the wrapper, or the environment's
-// cleanup hook (worker exit, process teardown). Shutdown stops and joins the
-// reader thread before the uv handle is closed, so the thread can never send
-// to a handle that is gone.
+// teardown (worker exit, process teardown). Shutdown stops and joins the
+// reader thread before the uv handles are closed, so the thread can never
+// send to a handle that is gone.
+//
+// The uv handles' close callbacks are code of this addon that libuv runs on
+// a later turn of the loop. A worker that alone loaded the addon has it
+// unloaded right after its environment's cleanup hooks; a close callback
+// left for the loop's last run would then jump into unmapped memory. So
+// teardown goes through an async cleanup hook (napi_add_async_cleanup_hook):
+// it shuts the wrap down, and Node keeps running the loop until the hook is
+// removed, which the last close callback does. The hook and the count of
+// open handles live in a Teardown block of their own, since handles closed
+// by GC or close() may outlive the wrap; the block goes when both the wrap
+// and the hook are gone. All of it runs on the environment's own thread.
+//
+// Every Node-API entry runs through Guarded: no C++ exception reaches
+// std::terminate; each becomes an error lib/errors.ts turns into a
+// FanotifyError. uv callbacks catch theirs and report them as an 'error'
+// (Reader::reportFailure).
 #pragma once
 
 #include <napi.h>
@@ -38,6 +54,11 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value CloseAsync(const Napi::CallbackInfo& info);
 
+  // A method as Node-API calls it: exceptions rethrown as JS errors.
+  template <Napi::Value (ReaderWrap::*Method)(const Napi::CallbackInfo&)>
+  Napi::Value Guarded(const Napi::CallbackInfo& info);
+
+  struct Teardown;
   static void OnAsync(uv_async_t* handle);
   static void OnPermissionReadable(uv_poll_t* handle, int status, int events);
   void PollPermissionGroups();
@@ -45,8 +66,9 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   void Hand(const std::vector<Event>& events);
   // The numbers array of batchToJs, kept between batches; grown as needed.
   Napi::Float64Array NumbersFor(size_t events);
-  static void OnEnvCleanup(void* self);
   void Deliver();
+  // uv callbacks cannot throw: the failure goes to JavaScript as an 'error'.
+  void ReportFailure(const char* what) noexcept;
   // `later`: see Reader::close.
   void Shutdown(std::vector<int>* later = nullptr);
 
@@ -60,7 +82,8 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Reference<Napi::Float64Array> numbers_;
   bool delivering_ = true;  // false while the JavaScript side is paused
   bool buffers_ = false;    // paths and names as Buffers (encoding: 'buffer')
-  bool cleanupHookRegistered_ = false;
+  bool failureReported_ = false;  // one report per run of failed deliveries
+  Teardown* teardown_ = nullptr;  // see the comment at the top
 };
 
 }  // namespace fan
