@@ -465,6 +465,27 @@ describeRoot('permission events (sync Fanotify)', () => {
       const r = await finished(child!);
       expect(r.stdout.trim()).toBe('EPERM');
     });
+
+    test("never denies at close an unread event that a recursive watch places outside its tree", async () => {
+      // A privileged recursive watch is a filesystem mark: the kernel queues
+      // opens anywhere on the filesystem. One outside the tree was never the
+      // handler's to decide, so closing must allow it, not give it 'deny'.
+      const tree = scratch.freshDir('inside');
+      const outside = scratch.file('outside-the-tree.txt');
+      fs.writeFileSync(outside, CONTENT);
+      const fan = new Fanotify({ permissionTimeout: 20000, defaultResponse: 'deny' });
+      let child: RunningChild;
+      try {
+        fan.addWatch(tree, MaskFlags.OPEN_PERM, { recursive: true });
+        expect(fan.readEvents({ timeout: 0 })).toEqual([]);
+        child = startNode(READ_FILE, [outside]);
+        spinUntilWaitingForAnswer(child.pid); // no read meanwhile
+      } finally {
+        fan.close();
+      }
+      const r = await finished(child!);
+      expect(r.stdout.trim()).toBe('ok');
+    });
   });
 
   describe('ev.fd: a descriptor JavaScript owns', () => {
