@@ -2,15 +2,20 @@
 // npm run test:sanitize [-- jest args]: the jest suite against the addon
 // built with AddressSanitizer (with LeakSanitizer) and UndefinedBehaviorSanitizer.
 //
-// 1. Builds the addon with gcc -fsanitize=address,undefined into
+// 1. Builds the addon with clang -fsanitize=address,undefined into
 //    build-sanitize/ (a copy of binding.gyp next to a link to native/), so the
 //    normal build/ stays as it is: tests that pack the package copy it.
-// 2. Runs scripts/run-tests.js with libasan preloaded (node itself is not
-//    instrumented) and FANOTIFY_ADDON pointing at the sanitized binary. Both
-//    variables are inherited, so every node child and worker the tests start
-//    loads the sanitized addon too.
+//    scripts/install-clang.sh installs clang with apt-get when it is missing.
+//    Why clang, not gcc: gcc's UBSan runtime, combined with ASan, ignores
+//    log_path and writes to stderr, where a child's report is lost; clang's
+//    ASan runtime carries UBSan and logs both to the same files.
+// 2. Runs scripts/run-tests.js with that runtime preloaded (node itself is
+//    not instrumented) and FANOTIFY_ADDON pointing at the sanitized binary.
+//    Both variables are inherited, so every node child and worker the tests
+//    start loads the sanitized addon too.
 // 3. Every process writes its reports to its own file in a fresh directory
-//    (log_path); any file there afterwards is a failure, whatever jest said.
+//    (log_path); UBSan reports and continues, ASan stops the process. Any
+//    error there afterwards fails the run, whatever jest said (see classify).
 //
 // Options (before the jest args): --no-build reuses build-sanitize/.
 'use strict';
@@ -28,9 +33,10 @@ let args = process.argv.slice(2);
 const noBuild = args.includes('--no-build');
 args = args.filter((a) => a !== '--no-build');
 
-const SAN_FLAGS = '-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1';
+const SAN_FLAGS = '-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1';
 
 function build() {
+  execFileSync('bash', [path.join(__dirname, 'install-clang.sh')], { stdio: 'inherit' });
   fs.mkdirSync(buildRoot, { recursive: true });
   fs.copyFileSync(path.join(root, 'binding.gyp'), path.join(buildRoot, 'binding.gyp'));
   const link = path.join(buildRoot, 'native');
@@ -48,14 +54,15 @@ function build() {
   execFileSync(process.execPath, [nodeGyp, 'rebuild', '--jobs', process.env.JOBS || 'max'], {
     cwd: buildRoot,
     stdio: 'inherit',
-    env: { ...env, CC: 'gcc', CXX: 'g++', CFLAGS: SAN_FLAGS, CXXFLAGS: SAN_FLAGS, LDFLAGS: '-fsanitize=address,undefined' },
+    env: { ...env, CC: 'clang', CXX: 'clang++', CFLAGS: SAN_FLAGS, CXXFLAGS: SAN_FLAGS, LDFLAGS: '-fsanitize=address,undefined -shared-libasan' },
   });
   console.log(`sanitize: built ${path.relative(root, addon)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
 function runtime() {
-  const lib = execFileSync('gcc', ['-print-file-name=libasan.so'], { encoding: 'utf8' }).trim();
-  if (!path.isAbsolute(lib) || !fs.existsSync(lib)) throw new Error(`sanitize: gcc has no libasan.so (${lib}); install gcc's libasan`);
+  const name = `libclang_rt.asan-${os.arch() === 'x64' ? 'x86_64' : os.arch() === 'arm64' ? 'aarch64' : os.arch()}.so`;
+  const lib = execFileSync('clang', [`-print-file-name=${name}`], { encoding: 'utf8' }).trim();
+  if (!path.isAbsolute(lib) || !fs.existsSync(lib)) throw new Error(`sanitize: clang has no ${name}; run scripts/install-clang.sh`);
   return fs.realpathSync(lib);
 }
 
@@ -94,10 +101,13 @@ function main() {
     ...process.env,
     FANOTIFY_ADDON: addon,
     LD_PRELOAD: [runtime(), process.env.LD_PRELOAD].filter(Boolean).join(' '),
-    // verify_asan_link_order=0: node is not linked against libasan, it is preloaded.
-    ASAN_OPTIONS: `${common}:detect_leaks=1:verify_asan_link_order=0:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0`,
+    // verify_asan_link_order=0: node is not linked against the runtime, it is
+    // preloaded. exitcode=0: a leak found at exit does not change a process's
+    // exit status (other programs the tests run, such as script(1), leak at
+    // exit too); abort_on_error=1 still kills a process at an ASan error.
+    ASAN_OPTIONS: `${common}:detect_leaks=1:verify_asan_link_order=0:exitcode=0:abort_on_error=1`,
     LSAN_OPTIONS: `suppressions=${suppressions}:print_suppressions=0`,
-    UBSAN_OPTIONS: `${common}:halt_on_error=1:print_stacktrace=1`,
+    UBSAN_OPTIONS: 'print_stacktrace=1:report_error_type=1',
   };
   const started = Date.now();
   const result = spawnSync(process.execPath, [path.join(__dirname, 'run-tests.js'), ...args], { stdio: 'inherit', env });
