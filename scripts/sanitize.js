@@ -66,6 +66,21 @@ function runtime() {
   return fs.realpathSync(lib);
 }
 
+/**
+ * The runtime symbolizes a report by starting llvm-symbolizer, which would
+ * inherit LD_PRELOAD and hang under the runtime itself (holding the test's
+ * stderr pipe open, so jest never exits): it starts this wrapper instead,
+ * named llvm-symbolizer so the runtime treats it as one.
+ */
+function symbolizer() {
+  const real = execFileSync('clang', ['-print-prog-name=llvm-symbolizer'], { encoding: 'utf8' }).trim();
+  const dir = path.join(buildRoot, 'bin');
+  fs.mkdirSync(dir, { recursive: true });
+  const wrapper = path.join(dir, 'llvm-symbolizer');
+  fs.writeFileSync(wrapper, `#!/bin/sh\nunset LD_PRELOAD\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  return wrapper;
+}
+
 const ADDON_FRAME = /fanotify\.node|native\/[\w/]+\.(?:cc|h):\d/;
 
 /**
@@ -106,6 +121,7 @@ function main() {
     // exit status (other programs the tests run, such as script(1), leak at
     // exit too); abort_on_error=1 still kills a process at an ASan error.
     ASAN_OPTIONS: `${common}:detect_leaks=1:verify_asan_link_order=0:exitcode=0:abort_on_error=1`,
+    ASAN_SYMBOLIZER_PATH: symbolizer(),
     LSAN_OPTIONS: `suppressions=${suppressions}:print_suppressions=0`,
     UBSAN_OPTIONS: 'print_stacktrace=1:report_error_type=1',
   };
