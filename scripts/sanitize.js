@@ -14,10 +14,10 @@
 //    Both variables are inherited, so every node child and worker the tests
 //    start loads the sanitized addon too.
 // 3. Every process writes its reports to its own file in a fresh directory
-//    (log_path); UBSan reports and continues, ASan stops the process. Any
+//    (log_path); UBSan reports and continues, ASan aborts the process. Any
 //    error there afterwards fails the run, whatever jest said (see classify).
 //
-// Options (before the jest args): --no-build reuses build-sanitize/.
+// Option: --no-build reuses build-sanitize/; every other argument goes to jest.
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -86,8 +86,9 @@ const ADDON_FRAME = /fanotify\.node|native\/[\w/]+\.(?:cc|h):\d/;
 /**
  * The reports that fail the run: every ASan or UBSan error in any process,
  * and every leak with a frame in the addon. Leaks with no frame in the addon
- * are node's own (it exits without tearing V8 down) or other packages'; they
- * are counted and kept in the log directory, not failed.
+ * are node's own (it exits without tearing V8 down) or those of other
+ * programs the tests run (script, g++, ...); they are counted and kept in
+ * the log directory, not failed.
  */
 function classify(dir) {
   const failures = [];
@@ -141,7 +142,7 @@ function main() {
   console.log(
     `sanitize: jest exited ${result.status ?? result.signal} after ${seconds} s; ` +
       `${failures.length} sanitizer report(s) from the addon or an error` +
-      (foreignLeaks ? `; ${foreignLeaks} leak(s) without an addon frame (node's own, not failed)` : '') +
+      (foreignLeaks ? `; ${foreignLeaks} leak(s) without an addon frame (node's or other programs', not failed)` : '') +
       (failures.length || foreignLeaks ? ` in ${logs}` : ''),
   );
   process.exit(failures.length > 0 ? 1 : result.status ?? 1);
