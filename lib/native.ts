@@ -125,7 +125,12 @@ function load(): NativeAddon {
   if (process.platform !== 'linux') {
     throw new FanotifyError('NotSupported', `fanotify is a Linux API; this is ${process.platform}`);
   }
+  // FANOTIFY_ADDON=/path/to/fanotify.node loads that binary instead: how
+  // `npm run test:sanitize` runs everything on its ASan/UBSan build.
+  const override = process.env.FANOTIFY_ADDON;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    if (override) return require(path.resolve(override)) as NativeAddon;
     // node-gyp-build finds build/Release (a local build) or prebuilds/ (the
     // shipped binary for this platform and ABI), in that order.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
