@@ -18,7 +18,7 @@ import { AsyncFanotify, capabilities, Fanotify, FanotifyEvent, MaskFlags } from 
 import { reapAll, runChild, startChild } from './helpers/child';
 import { ensureDist } from './helpers/dist';
 import { collectFor, collectUntil, withTimeout } from './helpers/events';
-import { describeRoot } from './helpers/kernel';
+import { describeKernel, describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { finished } from './helpers/wait';
 import { thrown } from './helpers/errors';
@@ -478,7 +478,10 @@ try {
 console.log(JSON.stringify(out));
 `;
 
-describeRoot('recursive watches, unprivileged (a child running as nobody: a mark per directory)', () => {
+describeKernel('recursive watches, unprivileged (a child running as nobody: a mark per directory)',
+  () => capabilities().unprivileged,
+  'unprivileged fanotify (FID reporting for normal users, Linux 5.13)',
+  () => {
   let scratch: Scratch;
   let root: string;
   let out: {

@@ -2,7 +2,7 @@
 # Runs inside the kernel-matrix VM, on the test root (busybox, node, the
 # package at /pkg): the kernel tests in band, then one result line on the
 # serial console for scripts/kernel-matrix.sh to read, then power off.
-export PATH=/bin:/usr/bin:/sbin:/usr/sbin HOME=/root TMPDIR=/tmp CI=true FANOTIFY_REQUIRE_PRIVILEGED=1 FANOTIFY_TEST_NAMESPACE=1
+export PATH=/bin:/usr/bin:/sbin:/usr/sbin HOME=/root TMPDIR=/tmp CI=true NO_COLOR=1 FORCE_COLOR=0 FANOTIFY_REQUIRE_PRIVILEGED=1 FANOTIFY_TEST_NAMESPACE=1
 mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t devpts devpts /dev/pts 2>/dev/null
 [ -e /dev/loop-control ] || echo "kernel-matrix: no /dev/loop-control"
