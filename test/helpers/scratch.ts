@@ -34,7 +34,7 @@ let fidOnTmpfs: boolean | undefined;
  * tmpfs fsid, e.g. on 5.10). Where it cannot, mountTmpfs() gives an ext4 image
  * on a loop device instead (said once), so the same tests run on such kernels.
  */
-function tmpfsReportsFids(): boolean {
+export function tmpfsReportsFids(): boolean {
   if (fidOnTmpfs === undefined) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { lowLevel } = require('../../lib') as typeof import('../../lib');

@@ -7,6 +7,7 @@ mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t devpts devpts /dev/pts 2>/dev/null
 [ -e /dev/loop-control ] || echo "kernel-matrix: no /dev/loop-control"
 cd /pkg
+# test/vm/files: the test files, written there by scripts/kernel-matrix.sh.
 files=$(cat /pkg/test/vm/files)
 start=$(date +%s)
 node node_modules/jest/bin/jest.js --runInBand --ci --json --outputFile=/tmp/jest.json $files 2>&1
