@@ -266,6 +266,7 @@ main() {
   for k in "${kernels[@]}"; do
     if [ "$k" = host ]; then run_host; else run_vm "$k"; fi
   done
+  rm -f "$cache/rootfs.ext4"  # rebuilt from the current tree every run
   echo "${total_passed} passed, ${total_failed} failed, ${total_skipped} skipped"
   [ "$total_failed" = 0 ]
 }
