@@ -1,10 +1,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { FAN } from './constants';
-import { kernelAtLeast } from './kernel';
 import { native } from './native';
 
-/** What this kernel and process can do, probed once (see `capabilities()`). */
+/**
+ * What this kernel and process can do, probed once (see `capabilities()`):
+ * each entry by trying the flag (fanotify_init / fanotify_mark, EINVAL means
+ * unknown), never by the kernel's version number. Versions below say where
+ * mainline gained a feature; distribution kernels may have it earlier.
+ */
 export interface Capabilities {
   /** `uname -r`. */
   kernel: string;
@@ -28,13 +32,13 @@ export interface Capabilities {
   denyErrno: boolean;
   /** Mount-namespace marks and MNT_ATTACH/DETACH (Linux 6.15, privileged). */
   mntns: boolean;
-  /** FAN_MARK_IGNORE (Linux 6.0); older kernels get FAN_MARK_IGNORED_MASK. */
+  /** FAN_MARK_IGNORE (Linux 6.0, backported to 5.15.154 and 5.10.220); elsewhere ignore marks use FAN_MARK_IGNORED_MASK. */
   markIgnore: boolean;
-  /** FAN_MARK_EVICTABLE (Linux 5.19). */
+  /** FAN_MARK_EVICTABLE (Linux 5.19, and where backported); without it `evictable: true` throws NotSupported. */
   evictable: boolean;
   /** FAN_REPORT_FD_ERROR (Linux 6.13). */
   fdError: boolean;
-  /** Unprivileged use of inode marks with FID reporting (Linux 5.13). */
+  /** Unprivileged use of inode marks with FID reporting (Linux 5.13, and where backported). */
   unprivileged: boolean;
 }
 
@@ -52,18 +56,54 @@ function hasSysAdmin(): boolean {
 
 /** fanotify_init succeeds with these flags (the group is closed at once). */
 function initWorks(flags: number): boolean {
+  return withGroup(flags, () => true) ?? false;
+}
+
+/** Runs `fn` on a throwaway group; undefined when no such group can be made here. */
+function withGroup<T>(flags: number, fn: (group: number) => T): T | undefined {
   const addon = native();
+  let group: number;
   try {
-    addon.close(addon.fanotifyInit(flags | FAN.FAN_CLOEXEC, 0));
-    return true;
+    group = addon.fanotifyInit(flags | FAN.FAN_CLOEXEC, 0);
   } catch {
-    return false;
+    return undefined;
   }
+  try {
+    return fn(group);
+  } finally {
+    addon.close(group);
+  }
+}
+
+/**
+ * The kernel knows these mark flags and mask bits: a fanotify_mark with them
+ * on "/" gets anything but EINVAL (the way fapolicyd and fatrace probe). The
+ * kernel checks unknown flags before anything else, so EISDIR, ENOENT,
+ * ENODEV ... all mean "known". A mark that does get placed goes with the
+ * throwaway group.
+ */
+function markKnown(group: number, flags: number, mask: number): boolean {
+  try {
+    native().fanotifyMark(group, flags, mask, FAN.AT_FDCWD, '/');
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code !== 'EINVAL';
+  }
+}
+
+/** A group this process may create for probing mark flags: plain, or with FID reporting when unprivileged. */
+function probeMark(flags: number, mask: number): boolean {
+  const groupFlags = capability('privileged') ? FAN.FAN_CLASS_NOTIF : FAN.FAN_CLASS_NOTIF | FAN.FAN_REPORT_FID;
+  return withGroup(groupFlags, (group) => markKnown(group, flags, mask)) ?? false;
 }
 
 type Probes = { [K in keyof Capabilities]: () => Capabilities[K] };
 
-/** How each capability is found out: a kernel version, a capability bit, or a probe group. */
+/**
+ * How each capability is found out: by what this kernel does when asked, never
+ * by its version number (distributions backport flags: Debian's 5.10 knows
+ * FAN_MARK_IGNORE and FAN_MARK_EVICTABLE).
+ */
 const probes: Probes = {
   kernel: () => os.release(),
   privileged: () => hasSysAdmin(),
@@ -71,20 +111,26 @@ const probes: Probes = {
   dfidName: () => initWorks(FAN.FAN_REPORT_DFID_NAME | FAN.FAN_REPORT_FID),
   rename: () => capability('dfidName') && initWorks(FAN.FAN_REPORT_DFID_NAME_TARGET),
   pidfd: () => capability('privileged') && initWorks(FAN.FAN_REPORT_PIDFD),
-  filesystemMarks: () => capability('privileged') && at(4, 20),
+  // Removing a filesystem mark that is not there: ENOENT where the mark type is known.
+  filesystemMarks: () => capability('privileged') && probeMark(FAN.FAN_MARK_REMOVE | FAN.FAN_MARK_FILESYSTEM, FAN.FAN_OPEN),
   permission: () => capability('privileged') && initWorks(FAN.FAN_CLASS_CONTENT),
-  preContent: () => capability('privileged') && at(6, 14) && initWorks(FAN.FAN_CLASS_PRE_CONTENT),
+  // The pre-content class itself is old; FAN_PRE_ACCESS in a mask is what is new.
+  preContent: () =>
+    capability('privileged') &&
+    (withGroup(FAN.FAN_CLASS_PRE_CONTENT, (group) => markKnown(group, FAN.FAN_MARK_REMOVE, FAN.FAN_PRE_ACCESS)) ?? false),
+  // FAN_DENY_ERRNO came with FAN_PRE_ACCESS and is accepted only from pre-content groups.
   denyErrno: () => capability('preContent'),
   mntns: () => capability('privileged') && initWorks(FAN.FAN_REPORT_MNT),
-  markIgnore: () => at(6, 0),
-  evictable: () => at(5, 19),
+  // A kernel that knows FAN_MARK_IGNORE refuses it on a directory without
+  // IGNORED_SURV_MODIFY with EISDIR (no mark is placed); others say EINVAL.
+  markIgnore: () => probeMark(FAN.FAN_MARK_ADD | FAN.FAN_MARK_IGNORE, FAN.FAN_OPEN),
+  evictable: () => probeMark(FAN.FAN_MARK_ADD | FAN.FAN_MARK_EVICTABLE, FAN.FAN_OPEN),
   fdError: () => capability('privileged') && initWorks(FAN.FAN_REPORT_FD_ERROR),
-  unprivileged: () => at(5, 13),
+  // Without CAP_SYS_ADMIN: the real thing. With it (a privileged process
+  // cannot try as someone else): the per-user limits under
+  // /proc/sys/fs/fanotify, which came with unprivileged fanotify (5.13).
+  unprivileged: () => (capability('privileged') ? fs.existsSync('/proc/sys/fs/fanotify/max_user_marks') : capability('fid')),
 };
-
-function at(major: number, minor: number): boolean {
-  return kernelAtLeast(capability('kernel'), major, minor);
-}
 
 const known: Partial<Capabilities> = {};
 

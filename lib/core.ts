@@ -172,8 +172,17 @@ export class Core implements Responder {
     let flags = MARK_TYPE_FLAGS[type];
     if (options.dontFollow) flags |= FAN.FAN_MARK_DONT_FOLLOW;
     if (options.onlyDir) flags |= FAN.FAN_MARK_ONLYDIR;
-    if (options.evictable) flags |= FAN.FAN_MARK_EVICTABLE;
+    if (options.evictable) {
+      if (!capability('evictable')) {
+        throw new FanotifyError('NotSupported', 'evictable: true needs FAN_MARK_EVICTABLE (Linux 5.19, or a kernel that backports it); this kernel does not know it');
+      }
+      flags |= FAN.FAN_MARK_EVICTABLE;
+    }
+    // The newest form this kernel accepts (probed, not read from its version).
     if (options.ignore) flags |= capability('markIgnore') ? FAN.FAN_MARK_IGNORE : FAN.FAN_MARK_IGNORED_MASK;
+    if (options.ignore && !capability('markIgnore') && (options.onDir !== undefined || options.onChildren !== undefined)) {
+      throw new FanotifyError('NotSupported', 'onDir/onChildren on an ignore mark need FAN_MARK_IGNORE (Linux 6.0, or a kernel that backports it); this kernel has only the legacy ignored mask, which cannot scope them');
+    }
     if (options.ignoreSurviveModify) flags |= FAN.FAN_MARK_IGNORED_SURV_MODIFY;
 
     // A directory reports its children and itself unless asked not to. The

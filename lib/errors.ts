@@ -1,7 +1,6 @@
-import * as os from 'node:os';
 import * as util from 'node:util';
 import { EventClass, FAN } from './constants';
-import { kernelAtLeast } from './kernel';
+import { capability } from './capabilities';
 
 /** What went wrong, for code to branch on. */
 export type FanotifyErrorKind =
@@ -190,7 +189,7 @@ function explainInvalid(syscall: string | undefined, ctx: ErrorContext): string 
       hints.push('attrib/create/delete/move/rename/self events need a FID-reporting group (new Fanotify() makes one; with withFlags add REPORT_FID or REPORT_DFID_NAME)');
     if (mask & EventClass.NEEDS_FID && ctx.markFlags !== undefined && (ctx.markFlags & FAN.FAN_MARK_MNTNS) === FAN.FAN_MARK_MOUNT)
       hints.push('attrib/create/delete/move/rename/self events cannot be reported on a mount mark; use mark: "filesystem" or "inode"');
-    if (mask & FAN.FAN_RENAME && !kernelAtLeast(os.release(), 5, 17)) hints.push('RENAME needs Linux 5.17 and REPORT_DFID_NAME');
+    if (mask & FAN.FAN_RENAME && !capability('rename')) hints.push('RENAME needs Linux 5.17 and REPORT_DFID_NAME');
     if (mask & EventClass.PERMISSION && !(initFlags & FAN.FAN_ALL_CLASS_BITS))
       hints.push('permission events need a CLASS_CONTENT or CLASS_PRE_CONTENT group');
     if (mask & EventClass.PRE_CONTENT) hints.push('PRE_ACCESS needs Linux 6.14, a CLASS_PRE_CONTENT group and a filesystem that supports it');

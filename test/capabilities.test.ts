@@ -1,12 +1,21 @@
 /**
- * capabilities(): the documented keys, probed once, and consistent with what
- * the kernel actually accepts from this process.
+ * capabilities(): the documented keys, probed once, and each entry equal to
+ * what a real attempt on this kernel does: a group created, a mark placed,
+ * a child as nobody watching its own directory. No kernel version numbers:
+ * distribution kernels backport flags (the kernel matrix runs this file on
+ * Debian's 5.10, 6.1 and 6.12 as well as here).
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { capabilities, lowLevel } from '../lib';
+import { runChild } from './helpers/child';
+import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
+import { mountExt4, mountTmpfs, type Scratch } from './helpers/scratch';
 
-const DOCUMENTED_BOOLEANS = ['privileged', 'fid', 'dfidName', 'rename', 'pidfd', 'filesystemMarks', 'permission', 'preContent', 'denyErrno', 'mntns'] as const;
+const DOCUMENTED_BOOLEANS = ['privileged', 'fid', 'dfidName', 'rename', 'pidfd', 'filesystemMarks', 'permission', 'preContent', 'denyErrno', 'mntns', 'markIgnore', 'evictable', 'fdError', 'unprivileged'] as const;
+const DIST = path.resolve(__dirname, '..', 'dist');
 
 /** fanotify_init accepts these flags here and now (the group is closed at once). */
 function initWorks(flags: number): boolean {
@@ -18,9 +27,17 @@ function initWorks(flags: number): boolean {
   }
 }
 
-function kernelAtLeast(major: number, minor: number): boolean {
-  const [maj, min] = os.release().split('.').map((n) => parseInt(n, 10));
-  return maj > major || (maj === major && min >= minor);
+/** A real mark: a group with `initFlags`, fanotify_mark(ADD | flags, mask, target) succeeds. */
+function markWorks(initFlags: number, flags: number, mask: number, target: string): boolean {
+  const group = lowLevel.fanotifyInit(initFlags | lowLevel.FAN_CLOEXEC, 0);
+  try {
+    lowLevel.fanotifyMark(group, lowLevel.FAN_MARK_ADD | flags, mask, lowLevel.AT_FDCWD, target);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    lowLevel.close(group);
+  }
 }
 
 describe('capabilities()', () => {
@@ -58,23 +75,87 @@ describe('capabilities()', () => {
     expect(caps.pidfd).toBe(initWorks(lowLevel.FAN_REPORT_PIDFD));
     expect(caps.permission).toBe(initWorks(lowLevel.FAN_CLASS_CONTENT));
     expect(caps.mntns).toBe(initWorks(lowLevel.FAN_REPORT_MNT));
-    if (caps.preContent) expect(initWorks(lowLevel.FAN_CLASS_PRE_CONTENT)).toBe(true);
-    expect(caps.denyErrno).toBe(kernelAtLeast(6, 14));
+    expect(caps.fdError).toBe(initWorks(lowLevel.FAN_REPORT_FD_ERROR));
+    // FAN_DENY_ERRNO came with the pre-content events (permission.test.ts tries a real one).
+    expect(caps.denyErrno).toBe(caps.preContent);
   });
 });
 
-describeRoot('capabilities() as root', () => {
-  test('privileged is true, and every feature of this kernel is available', () => {
+describeRoot('capabilities() as root: each entry is what a real attempt does', () => {
+  let tmpfs: Scratch;
+  let ext4: Scratch;
+  let file: string;
+  let dir: string;
+
+  beforeAll(() => {
+    tmpfs = mountTmpfs();
+    // A filesystem that reports file ids and takes PRE_ACCESS marks on every kernel.
+    ext4 = mountExt4();
+    dir = ext4.freshDir();
+    file = path.join(dir, 'file');
+    fs.writeFileSync(file, 'x');
+  });
+  afterAll(() => {
+    tmpfs?.cleanup();
+    ext4?.cleanup();
+  });
+
+  test('privileged, permission events and filesystem marks', () => {
     const caps = capabilities();
     expect(caps.privileged).toBe(true);
-    expect(caps.permission).toBe(true);
-    expect(caps.filesystemMarks).toBe(true);
-    expect(caps.fid).toBe(kernelAtLeast(5, 1));
-    expect(caps.dfidName).toBe(kernelAtLeast(5, 9));
-    expect(caps.rename).toBe(kernelAtLeast(5, 17));
-    expect(caps.pidfd).toBe(kernelAtLeast(5, 15));
-    expect(caps.preContent).toBe(kernelAtLeast(6, 14));
-    expect(caps.denyErrno).toBe(kernelAtLeast(6, 14));
-    expect(caps.mntns).toBe(kernelAtLeast(6, 15));
+    expect(caps.permission).toBe(markWorks(lowLevel.FAN_CLASS_CONTENT, 0, lowLevel.FAN_OPEN_PERM, file));
+    expect(caps.filesystemMarks).toBe(markWorks(lowLevel.FAN_CLASS_NOTIF, lowLevel.FAN_MARK_FILESYSTEM, lowLevel.FAN_OPEN, tmpfs.dir));
+  });
+
+  test('markIgnore: FAN_MARK_IGNORE marks (on a file, and on a directory with ONDIR) are accepted', () => {
+    const onFile = markWorks(lowLevel.FAN_CLASS_NOTIF, lowLevel.FAN_MARK_IGNORE, lowLevel.FAN_OPEN, file);
+    // On a directory the kernel wants IGNORED_SURV_MODIFY with it (EISDIR otherwise).
+    const onDir = markWorks(lowLevel.FAN_CLASS_NOTIF, lowLevel.FAN_MARK_IGNORE_SURV, lowLevel.FAN_OPEN | lowLevel.FAN_ONDIR, dir);
+    expect({ onFile, onDir }).toEqual({ onFile: capabilities().markIgnore, onDir: capabilities().markIgnore });
+    // The legacy ignored mask works everywhere: it is the fallback.
+    expect(markWorks(lowLevel.FAN_CLASS_NOTIF, lowLevel.FAN_MARK_IGNORED_MASK, lowLevel.FAN_OPEN, file)).toBe(true);
+  });
+
+  test('evictable: a FAN_MARK_EVICTABLE inode mark is accepted', () => {
+    expect(capabilities().evictable).toBe(markWorks(lowLevel.FAN_CLASS_NOTIF, lowLevel.FAN_MARK_EVICTABLE, lowLevel.FAN_OPEN, file));
+  });
+
+  test('preContent: a PRE_ACCESS mark on ext4 from a pre-content group is accepted', () => {
+    expect(capabilities().preContent).toBe(markWorks(lowLevel.FAN_CLASS_PRE_CONTENT, 0, lowLevel.FAN_PRE_ACCESS, file));
+  });
+
+  test('rename: a FAN_RENAME mark in a REPORT_DFID_NAME_TARGET group is accepted', () => {
+    const real = initWorks(lowLevel.FAN_REPORT_DFID_NAME_TARGET) && markWorks(lowLevel.FAN_REPORT_DFID_NAME_TARGET, 0, lowLevel.FAN_RENAME | lowLevel.FAN_ONDIR, dir);
+    expect(capabilities().rename).toBe(real);
+  });
+
+  test('unprivileged: nobody can watch a directory of its own exactly when capabilities() says so', async () => {
+    const own = ext4.freshDir();
+    fs.chownSync(own, 65534, 65534);
+    const code = `
+      const l = require(${JSON.stringify(path.join(DIST, 'low-level.js'))});
+      let ok = false, error;
+      try {
+        const g = l.fanotifyInit(l.FAN_REPORT_FID | l.FAN_CLOEXEC, 0);
+        l.fanotifyMark(g, l.FAN_MARK_ADD, l.FAN_CREATE | l.FAN_ONDIR, l.AT_FDCWD, process.argv[1]);
+        l.close(g);
+        ok = true;
+      } catch (e) { error = e.code; }
+      console.log(JSON.stringify({ ok, error, caps: require(${JSON.stringify(DIST)}).capabilities() }));`;
+    const r = await withTimeout(
+      runChild('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', code, own], 30000, { cwd: '/' }),
+      35000,
+      'the child running as nobody',
+    );
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    let out: { ok: boolean; error?: string; caps: Record<string, unknown> };
+    try {
+      out = JSON.parse(line);
+    } catch {
+      throw new Error(`the child printed no JSON (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
+    }
+    // What root's capabilities() predicts, and what nobody's own says, both match nobody's attempt.
+    expect({ predicted: capabilities().unprivileged, ownView: out.caps.unprivileged }).toEqual({ predicted: out.ok, ownView: out.ok });
+    expect(out.caps.fid).toBe(out.ok);
   });
 });

@@ -60,6 +60,13 @@ describeRoot('mark options: mntns, dontFollow, evictable', () => {
     const file = path.join(dir, 'f');
     fs.writeFileSync(file, 'x');
     using fan = new Fanotify();
+    if (!capabilities().evictable) {
+      // Never dropped silently: NotSupported, naming the flag the kernel lacks.
+      expect(() => fan.addWatch(file, MaskFlags.CLOSE_WRITE, { evictable: true })).toThrow(
+        expect.objectContaining({ kind: 'NotSupported', message: expect.stringMatching(/FAN_MARK_EVICTABLE/) }),
+      );
+      return;
+    }
     fan.addWatch(file, MaskFlags.CLOSE_WRITE, { evictable: true });
     fs.writeFileSync(file, 'y');
     expect(collectUntil(fan, (evs) => evs.length > 0).map((e) => [e.types().join('|'), e.path])).toEqual([['CLOSE_WRITE', file]]);
@@ -73,5 +80,19 @@ describeRoot('mark options: mntns, dontFollow, evictable', () => {
     expect(err).toBeInstanceOf(FanotifyError);
     expect(err).toMatchObject({ kind: 'InvalidArgument', code: 'EINVAL' });
     expect((err as FanotifyError).message).toMatch(/evictable/);
+  });
+
+  test('ignore: true uses FAN_MARK_IGNORE where the kernel knows it; onDir/onChildren on the legacy ignored mask throw NotSupported', () => {
+    const dir = scratch.freshDir();
+    using fan = new Fanotify();
+    fan.addWatch(dir, MaskFlags.OPEN);
+    const scoped = () => fan.addWatch(dir, MaskFlags.OPEN, { ignore: true, ignoreSurviveModify: true, onChildren: false });
+    if (capabilities().markIgnore) {
+      expect(scoped).not.toThrow();
+    } else {
+      expect(scoped).toThrow(expect.objectContaining({ kind: 'NotSupported', message: expect.stringMatching(/FAN_MARK_IGNORE/) }));
+      // Without them the legacy ignored mask still works.
+      expect(() => fan.addWatch(dir, MaskFlags.OPEN, { ignore: true, ignoreSurviveModify: true })).not.toThrow();
+    }
   });
 });

@@ -18,8 +18,8 @@ import { AsyncFanotify, capabilities, Fanotify, FanotifyEvent, MaskFlags } from 
 import { reapAll, runChild, startChild } from './helpers/child';
 import { ensureDist } from './helpers/dist';
 import { collectFor, collectUntil, withTimeout } from './helpers/events';
-import { describeRoot } from './helpers/kernel';
-import { mountTmpfs, type Scratch } from './helpers/scratch';
+import { describeKernel, describeRoot, kernelLacks } from './helpers/kernel';
+import { mountTmpfs, tmpfsReportsFids, type Scratch } from './helpers/scratch';
 import { finished } from './helpers/wait';
 import { thrown } from './helpers/errors';
 
@@ -184,6 +184,7 @@ describeRoot('recursive watches, privileged (one filesystem mark + scope filter)
   });
 
   test('a second tmpfs mounted inside the tree is covered', () => {
+    if (kernelLacks(tmpfsReportsFids(), 'a tmpfs that reports file ids (Linux 5.13) for CREATE events on it')) return;
     const { tree } = freshTree('mnt');
     inner = path.join(tree, 'mnt');
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=1777', 'fanotify-test-recursive-inner', inner]);
@@ -478,7 +479,10 @@ try {
 console.log(JSON.stringify(out));
 `;
 
-describeRoot('recursive watches, unprivileged (a child running as nobody: a mark per directory)', () => {
+describeKernel('recursive watches, unprivileged (a child running as nobody: a mark per directory)',
+  () => capabilities().unprivileged,
+  'unprivileged fanotify (FID reporting for normal users, Linux 5.13)',
+  () => {
   let scratch: Scratch;
   let root: string;
   let out: {

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { capabilities } from '../lib';
 import { runChild, reapAll } from './helpers/child';
 import { withTimeout } from './helpers/events';
-import { describeRoot } from './helpers/kernel';
+import { describeKernel } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 
 const NOBODY = 65534;
@@ -59,7 +59,10 @@ const PRELUDE = `
   }
 `;
 
-describeRoot('unprivileged use (a child running as nobody)', () => {
+describeKernel('unprivileged use (a child running as nobody)',
+  () => capabilities().unprivileged,
+  'unprivileged fanotify (FID reporting for normal users, Linux 5.13)',
+  () => {
   let scratch: Scratch;
   let dir: string;
   let rootOnly: string;
