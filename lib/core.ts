@@ -581,7 +581,7 @@ export class Core implements Responder {
    * permission events are answered before it returns, as with close().
    */
   closeAsync(): Promise<void> {
-    return this.beginClose() ? this.reader.closeAsync() : Promise.resolve();
+    return this.beginClose() ? new Promise<void>((resolve) => this.reader.closeAsync(resolve)) : Promise.resolve();
   }
 
   /** False if already closed. */

@@ -104,8 +104,8 @@ export interface NativeReader {
   setRef(on: boolean): void;
   setScope(group: number, rules: NativeScopeRule[]): void;
   close(): void;
-  /** close(), with the group and mount fds closed on another thread; resolves after. */
-  closeAsync(): Promise<void>;
+  /** Shuts down like close(); `done` is called once every group and mount fd is closed (at once, or from a closing thread). */
+  closeAsync(done: () => void): void;
 }
 
 export interface NativeAddon {

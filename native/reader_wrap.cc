@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <new>
 #include <cstring>
 #include <thread>
 
@@ -400,7 +401,6 @@ namespace {
 // promise it resolves through a thread-safe function.
 struct FdCloser {
   std::thread thread;
-  Napi::Promise::Deferred deferred;
 
   // The environment goes away before the thread reported back: wait for the
   // thread here, while its thread-safe function is still valid (this hook is
@@ -409,6 +409,22 @@ struct FdCloser {
     auto* closer = static_cast<FdCloser*>(self);
     closer->thread.join();
     delete closer;
+  }
+
+  // The thread's report, on the JavaScript thread: calls JavaScript's `done`.
+  // Raw Node-API, and a callback rather than a promise, so that nothing is
+  // left to free when the environment is torn down with the call still
+  // queued (`env` is null then, and OnEnvCleanup has deleted the closer):
+  // node-addon-api's BlockingCall wrapper and an unsettled napi deferred
+  // both leaked there.
+  static void Report(napi_env env, napi_value done, void*, void* self) {
+    if (env == nullptr) return;
+    auto* closer = static_cast<FdCloser*>(self);
+    napi_remove_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, closer);
+    closer->thread.join();  // it is past its call already: only the release is left
+    delete closer;
+    napi_value global, result;
+    if (napi_get_global(env, &global) == napi_ok) napi_call_function(env, global, done, 0, nullptr, &result);
   }
 };
 
@@ -424,32 +440,29 @@ struct FdCloser {
 // permission events nobody read yet.
 Napi::Value ReaderWrap::CloseAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto deferred = Napi::Promise::Deferred::New(env);
+  Napi::Function callback = info[0].As<Napi::Function>();
   std::vector<int> fds;
   Shutdown(&fds);
   if (fds.empty()) {
-    deferred.Resolve(env.Undefined());
-    return deferred.Promise();
+    callback.Call({});
+    return env.Undefined();
   }
-  Napi::ThreadSafeFunction done;
+  napi_threadsafe_function done = nullptr;
   FdCloser* closer = nullptr;
   try {
-    done = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                         "fanotify close", 0, 1);
-    closer = new FdCloser{std::thread(), deferred};
+    napi_value name = Napi::String::New(env, "fanotify close");
+    if (napi_create_threadsafe_function(env, callback, nullptr, name, 0, 1, nullptr, nullptr, nullptr,
+                                        &FdCloser::Report, &done) != napi_ok)
+      throw std::bad_alloc();
+    closer = new FdCloser{};
     napi_add_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, closer);
     // The thread gets a copy: if it cannot start, the fds are still ours.
-    closer->thread = std::thread([fds, done, closer]() mutable {
+    closer->thread = std::thread([fds, done, closer] {
       for (int fd : fds) ::close(fd);
-      done.BlockingCall(closer, [](Napi::Env env, Napi::Function, FdCloser* c) {
-        napi_remove_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, c);
-        c->thread.join();  // it is past this call already: only Release() is left
-        c->deferred.Resolve(env.Undefined());
-        delete c;
-      });
-      done.Release();
+      napi_call_threadsafe_function(done, closer, napi_tsfn_blocking);
+      napi_release_threadsafe_function(done, napi_tsfn_release);
     });
-    return deferred.Promise();
+    return env.Undefined();
   } catch (...) {
     // No thread to spare (EAGAIN at a thread or pids limit) or no memory:
     // close them here instead. That blocks this thread for the kernel's
@@ -458,11 +471,11 @@ Napi::Value ReaderWrap::CloseAsync(const Napi::CallbackInfo& info) {
       napi_remove_env_cleanup_hook(env, &FdCloser::OnEnvCleanup, closer);
       delete closer;
     }
-    if (static_cast<napi_threadsafe_function>(done) != nullptr) done.Release();
+    if (done) napi_release_threadsafe_function(done, napi_tsfn_release);
   }
   for (int fd : fds) ::close(fd);
-  deferred.Resolve(env.Undefined());
-  return deferred.Promise();
+  callback.Call({});
+  return env.Undefined();
 }
 
 }  // namespace fan
