@@ -60,9 +60,8 @@ export function tmpfsReportsFids(): boolean {
   return fidOnTmpfs;
 }
 
-function mountPlainTmpfs(options: string): Scratch {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-test-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'fanotify-test', dir]);
+/** A Scratch over a mounted directory; `unmount` runs once, at cleanup(), before `dir` is removed. */
+function scratchAt(dir: string, unmount: () => void, removeAlso: string[] = []): Scratch {
   let mounted = true;
   let dirs = 0;
   return {
@@ -77,13 +76,20 @@ function mountPlainTmpfs(options: string): Scratch {
       if (mounted) {
         mounted = false;
         try {
-          execFileSync('umount', ['-l', dir]);
+          unmount();
         } finally {
           fs.rmSync(dir, { recursive: true, force: true });
+          for (const p of removeAlso) fs.rmSync(p, { force: true });
         }
       }
     },
   };
+}
+
+function mountPlainTmpfs(options: string): Scratch {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-test-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'fanotify-test', dir]);
+  return scratchAt(dir, () => execFileSync('umount', ['-l', dir]));
 }
 
 /**
@@ -105,26 +111,5 @@ export function mountExt4(sizeMb = 32): Scratch {
     throw err;
   }
   fs.chmodSync(dir, 0o1777);
-  let mounted = true;
-  let dirs = 0;
-  return {
-    dir,
-    file: (...parts) => path.join(dir, ...parts),
-    freshDir(...nested) {
-      const fresh = path.join(dir, `t${++dirs}`);
-      fs.mkdirSync(path.join(fresh, ...nested), { recursive: true });
-      return fresh;
-    },
-    cleanup() {
-      if (mounted) {
-        mounted = false;
-        try {
-          execFileSync('umount', [dir]);
-        } finally {
-          fs.rmSync(dir, { recursive: true, force: true });
-          fs.rmSync(image, { force: true });
-        }
-      }
-    },
-  };
+  return scratchAt(dir, () => execFileSync('umount', [dir]), [image]);
 }
