@@ -4,6 +4,8 @@
 #include <climits>
 #include <thread>
 
+#include <unistd.h>
+
 #include "convert.h"
 #include "errors.h"
 
