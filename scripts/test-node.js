@@ -5,6 +5,8 @@
 // and goes first on PATH, so jest, its workers and every child the tests start
 // (node, npm, npx) run on it. The addon needs no rebuild: it uses Node-API only.
 'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { root, nodeBinary } = require('./tools');
@@ -14,7 +16,28 @@ if (!major) {
   console.error('usage: npm run test:node -- <major> [jest arguments]   (e.g. 24)');
   process.exit(2);
 }
-const node = nodeBinary(major);
+/** True when a user other than the owner can reach and run `file` (o+x on every directory above it, o+rx on it). */
+function othersCanRun(file) {
+  for (let p = file; ; p = path.dirname(p)) {
+    const need = p === file ? 0o005 : 0o001;
+    if ((fs.statSync(p).mode & need) !== need) return false;
+    if (p === path.dirname(p)) return true;
+  }
+}
+
+let node = nodeBinary(major);
+// The tests run children as nobody with this Node: from a checkout closed to
+// other users (under /root, a `mktemp -d` folder), run a world-readable copy.
+let copyDir;
+if (!othersCanRun(node)) {
+  copyDir = fs.mkdtempSync(path.join(os.tmpdir(), `fanotify-node-${major}-`));
+  fs.mkdirSync(path.join(copyDir, 'bin'));
+  fs.copyFileSync(node, path.join(copyDir, 'bin', 'node'));
+  fs.chmodSync(path.join(copyDir, 'bin', 'node'), 0o755);
+  fs.chmodSync(path.join(copyDir, 'bin'), 0o755);
+  fs.chmodSync(copyDir, 0o755);
+  node = path.join(copyDir, 'bin', 'node');
+}
 const env = { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH}` };
 // npm's per-run variables name the outer Node; children must not inherit them.
 delete env.npm_node_execpath;
@@ -22,4 +45,5 @@ delete env.NODE;
 const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
 console.log(`test:node: ${version} (${path.relative(root, node)})`);
 const r = spawnSync(node, [path.join(root, 'scripts', 'run-tests.js'), ...jestArgs], { stdio: 'inherit', env, cwd: root });
+if (copyDir) fs.rmSync(copyDir, { recursive: true, force: true });
 process.exit(r.status ?? 1);
