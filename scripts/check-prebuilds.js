@@ -142,6 +142,7 @@ function muslArm64Sysroot() {
   sh('apt-get', [...opts, 'download', 'musl:arm64'], { cwd: path.join(state, 'debs') });
   const deb = fs.readdirSync(path.join(state, 'debs')).find((f) => /^musl_.*_arm64\.deb$/.test(f));
   fs.rmSync(sysroot, { recursive: true, force: true });
+  fs.mkdirSync(sysroot, { recursive: true });
   sh('dpkg-deb', ['-x', path.join(state, 'debs', deb), sysroot]);
   // The loader is an absolute symlink to the libc; qemu-user looks it up under the sysroot, so make it relative.
   const target = fs.readlinkSync(loader);
