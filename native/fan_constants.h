@@ -5,6 +5,16 @@
 #pragma once
 
 #include <linux/fanotify.h>
+#include <stdint.h>
+
+// The two libc wrappers, declared here instead of through <sys/fanotify.h>:
+// glibc's <sys/fanotify.h> only adds these two lines to <linux/fanotify.h>,
+// but musl's defines the uapi structs itself and cannot be included
+// together with <linux/fanotify.h> (redefinition errors).
+extern "C" {
+int fanotify_init(unsigned int flags, unsigned int event_f_flags);
+int fanotify_mark(int fanotify_fd, unsigned int flags, uint64_t mask, int dirfd, const char* pathname);
+}
 
 #ifndef FAN_PRE_ACCESS
 #define FAN_PRE_ACCESS 0x00100000  // Linux 6.14

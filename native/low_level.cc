@@ -1,7 +1,6 @@
 #include "low_level.h"
 
 #include <fcntl.h>
-#include <sys/fanotify.h>
 #include <unistd.h>
 
 #include <cerrno>

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <thread>
 
+#include <unistd.h>
+
 #include "convert.h"
 #include "errors.h"
 

@@ -310,7 +310,8 @@ describeRoot('the fanotify command', () => {
     const tmp = scratch.file('nobody-tmp');
     for (const d of [home, tmp]) fs.mkdirSync(d);
     execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, clone, home, tmp]);
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: home, TMPDIR: tmp, npm_config_update_notifier: 'false', npm_config_audit: 'false', npm_config_fund: 'false' };
+    // NODE_DISABLE_COMPILE_CACHE: npm on Node >= 22 enables Node's module compile cache, which lands in TMPDIR.
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: home, TMPDIR: tmp, NODE_DISABLE_COMPILE_CACHE: '1', npm_config_update_notifier: 'false', npm_config_audit: 'false', npm_config_fund: 'false' };
     const r = await runChild('setpriv', [...AS_NOBODY, 'npx', 'fanotify', 'demo'], 60000, { cwd: clone, env });
     if (r.code !== 0) throw new Error(`npx fanotify demo as nobody: exit ${r.code ?? r.signal}\n${r.stdout}\n${r.stderr}`);
     expect(r.stdout).toContain('running as a normal user');

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AsyncFanotify, capabilities, Fanotify, FanotifyEvent, MaskFlags } from '../lib';
 import { reapAll, runChild, startChild } from './helpers/child';
-import { ensureDist } from './helpers/dist';
+import { distForOthers, ensureDist } from './helpers/dist';
 import { collectFor, collectUntil, withTimeout } from './helpers/events';
 import { describeKernel, describeRoot, kernelLacks } from './helpers/kernel';
 import { mountTmpfs, tmpfsReportsFids, type Scratch } from './helpers/scratch';
@@ -28,6 +28,8 @@ const QUIET_MS = 300;
 const NOBODY = 65534;
 const ROOT = path.resolve(__dirname, '..');
 const DIST = path.join(ROOT, 'dist');
+/** What the nobody child loads: a world-readable copy of dist/ and the addon (the checkout may be closed to nobody). */
+const FOR_OTHERS = distForOthers();
 const MASK = MaskFlags.CREATE | MaskFlags.DELETE | MaskFlags.MODIFY | MaskFlags.CLOSE_WRITE | MaskFlags.MOVED_FROM | MaskFlags.MOVED_TO | MaskFlags.RENAME;
 
 function brief(e: FanotifyEvent): string {
@@ -415,7 +417,7 @@ interface ChildEvent {
 const UNPRIVILEGED_CHILD = `
 const fs = require('fs');
 const path = require('path');
-const { Fanotify, MaskFlags, capabilities } = require(${JSON.stringify(DIST)});
+const { Fanotify, MaskFlags, capabilities } = require(${JSON.stringify(FOR_OTHERS.dist)});
 const [root, outside] = process.argv.slice(1);
 const out = { pid: process.pid, privileged: capabilities().privileged };
 const show = (e) => ({ types: e.types(), path: e.path, name: e.name, pid: e.pid, isDirectory: e.isDirectory });
@@ -508,6 +510,7 @@ describeKernel('recursive watches, unprivileged (a child running as nobody: a ma
       if (!fs.existsSync(path.join(DIST, 'index.js'))) throw e;
       console.warn(`tsc -p tsconfig.build.json reported errors; using the dist/ it emitted: ${String(e)}`);
     }
+    FOR_OTHERS.stage();
     scratch = mountTmpfs();
     const base = scratch.file('nobodys');
     root = path.join(base, 'root');
@@ -531,6 +534,7 @@ describeKernel('recursive watches, unprivileged (a child running as nobody: a ma
   afterAll(() => {
     reapAll();
     scratch?.cleanup();
+    FOR_OTHERS.remove();
   });
 
   test('the child is unprivileged (the per-directory mode is what runs)', () => {

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { capabilities } from '../lib';
 import { runChild, reapAll } from './helpers/child';
+import { distForOthers } from './helpers/dist';
 import { withTimeout } from './helpers/events';
 import { describeKernel } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
@@ -16,6 +17,8 @@ import { mountTmpfs, type Scratch } from './helpers/scratch';
 const NOBODY = 65534;
 const ROOT = path.resolve(__dirname, '..');
 const DIST = path.join(ROOT, 'dist');
+/** What the children load: a world-readable copy of dist/ and the addon (the checkout may be closed to nobody). */
+const FOR_OTHERS = distForOthers();
 
 /** Runs `code` with node as nobody:nogroup, without supplementary groups. */
 function runAsNobody(code: string, args: string[] = [], timeoutMs = 15000) {
@@ -43,7 +46,7 @@ type Any = any;
 const PRELUDE = `
   const fs = require('fs');
   const path = require('path');
-  const lib = require(${JSON.stringify(DIST)});
+  const lib = require(${JSON.stringify(FOR_OTHERS.dist)});
   const { Fanotify, MaskFlags, FanotifyError, capabilities } = lib;
   function attempt(fn) {
     try { fn(); return { ok: true }; }
@@ -77,6 +80,7 @@ describeKernel('unprivileged use (a child running as nobody)',
       if (!fs.existsSync(path.join(DIST, 'index.js'))) throw e;
       console.warn(`tsc -p tsconfig.build.json reported errors; using the dist/ it emitted:\n${String((e as { stdout?: Buffer }).stdout ?? e)}`);
     }
+    FOR_OTHERS.stage();
     scratch = mountTmpfs();
     dir = scratch.file('nobodys');
     fs.mkdirSync(dir);
@@ -86,17 +90,20 @@ describeKernel('unprivileged use (a child running as nobody)',
     fs.chmodSync(rootOnly, 0o700);
   });
   afterEach(() => reapAll());
-  afterAll(() => scratch?.cleanup());
+  afterAll(() => {
+    scratch?.cleanup();
+    FOR_OTHERS.remove();
+  });
 
   test('nobody can load the package from dist/', async () => {
     const r = await runAsNobody(`
       const out = { uid: process.getuid(), gid: process.getgid(), groups: process.getgroups() };
-      try { require(${JSON.stringify(DIST)}); out.loaded = true; } catch (e) { out.loaded = false; out.error = String(e && e.message); }
+      try { require(${JSON.stringify(FOR_OTHERS.dist)}); out.loaded = true; } catch (e) { out.loaded = false; out.error = String(e && e.message); }
       console.log(JSON.stringify(out));
     `);
     const out = jsonOut(r);
     if (!out.loaded) {
-      throw new Error(`nobody cannot load ${DIST} (check that ${ROOT}, dist/, build/ and node_modules/ are world-readable): ${out.error}`);
+      throw new Error(`nobody cannot load ${FOR_OTHERS.dist} (the world-readable copy of ${DIST}): ${out.error}`);
     }
     expect(out).toMatchObject({ uid: NOBODY, gid: NOBODY, loaded: true });
     // No supplementary groups (process.getgroups() lists the effective gid too).

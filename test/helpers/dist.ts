@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 const root = path.resolve(__dirname, '../..');
@@ -28,4 +29,43 @@ export function ensureDist(): void {
     // tsc still emits when another file has a type error; only a missing build is fatal.
     if (!fs.existsSync(index)) throw err;
   }
+}
+
+/**
+ * dist/ as another user loads it. A child running as `nobody` cannot enter
+ * a checkout under a directory closed to other users (a clone in /root, a
+ * `mktemp -d` folder), so it loads a world-readable copy of what require()
+ * needs at run time: dist/, package.json, node-gyp-build and the addon
+ * (build/Release and prebuilds/, so node-gyp-build picks as it does here).
+ * The directory and its path exist from the call on (child programs can
+ * name it); `stage()` copies, after dist/ is built; the copy is removed in
+ * `remove()` or when the process exits.
+ */
+export interface DistForOthers {
+  /** The copy's dist/, for require() in a child. */
+  dist: string;
+  stage(): void;
+  remove(): void;
+}
+
+export function distForOthers(): DistForOthers {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-dist-'));
+  const remove = (): void => fs.rmSync(dir, { recursive: true, force: true });
+  process.once('exit', remove);
+  return {
+    dist: path.join(dir, 'dist'),
+    stage(): void {
+      for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+      const copy = (from: string, to = from): void => {
+        if (fs.existsSync(path.join(root, from))) fs.cpSync(path.join(root, from), path.join(dir, to), { recursive: true });
+      };
+      copy('dist');
+      copy('package.json');
+      copy(path.join('node_modules', 'node-gyp-build'));
+      copy(path.join('build', 'Release', 'fanotify.node'));
+      copy('prebuilds');
+      execFileSync('chmod', ['-R', 'a+rX', dir]);
+    },
+    remove,
+  };
 }
