@@ -130,10 +130,6 @@ export class Core implements Responder {
     return this.marks.size > 0;
   }
 
-  get native(): NativeReader {
-    return this.reader;
-  }
-
   assertOpen(): void {
     if (this.isClosed) throw closedError();
   }
@@ -564,6 +560,16 @@ export class Core implements Responder {
     } catch (err) {
       throw fromNative(err, { action: 'starting event delivery' });
     }
+  }
+
+  /** Whether native delivery (startAsync) runs: off while paused or the consumer is full. */
+  setDelivery(on: boolean): void {
+    this.reader.setDelivery(on);
+  }
+
+  /** Whether the native delivery holds the event loop open. */
+  setRef(on: boolean): void {
+    this.reader.setRef(on);
   }
 
   setBufferSize(bytes: number): void {

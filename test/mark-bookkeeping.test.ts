@@ -205,16 +205,16 @@ describeRoot('marks bookkeeping: per group and target, with the bits each watch 
         for (let i = 0; i < 3000; i++) {
           const dir = path.join(churn, 'd' + i);
           fs.mkdirSync(dir);
-          core.convert(core.native.take(1000, 1000)); // follows the new directory: one more target
+          core.convert(core.take(1000, 1000)); // follows the new directory: one more target
           fs.rmdirSync(dir);
         }
         out.targets = record.targets.size;
         out.placements = record.placements.size;
         out.objects = core.objects.size;
         fs.mkdirSync(path.join(churn, 'last'));
-        core.convert(core.native.take(1000, 1000));
+        core.convert(core.take(1000, 1000));
         fs.writeFileSync(path.join(churn, 'last', 'f.txt'), '');
-        out.events = core.convert(core.native.take(1000, 1000)).map((d) => [d.event.types().join('|'), d.event.path]);
+        out.events = core.convert(core.take(1000, 1000)).map((d) => [d.event.types().join('|'), d.event.path]);
         core.close();
       `);
       expect(out.error).toBeUndefined();
