@@ -1,20 +1,22 @@
 /**
  * The engine both front ends share: it owns the native reader and orchestrates
- * watches (checked by watch.ts, placed by marks.ts), recursion, the reader's
- * scope filter, turning native batches into deliveries, answering permission
- * events, and closing. Fanotify and AsyncFanotify only add their way of
- * handing events out.
+ * watches (checked by watch.ts, placed by marks.ts, followed by recursion.ts)
+ * and the reader's scope filter; it turns each native batch into deliveries
+ * (kernel -> reader -> records -> recursion step -> deliveries), answers
+ * permission events, and closes. Fanotify and AsyncFanotify only add their
+ * way of handing events out.
  */
 import { capability } from './capabilities';
 import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
 import { FanotifyError, closedError, errnoName, fromNative, invalidArgument } from './errors';
 import { FanotifyEvent, type AnyEvent, type Responder } from './event';
 import { unpackBatch } from './batch';
-import { ALL_BITS, Marks, PRUNE_MIN, coversPath, markKey, type MarkRecord, type Placement } from './marks';
-import { native, RecordKind, type NativeBatch, type NativePath, type NativeReader, type NativeRecord } from './native';
+import { ALL_BITS, Marks, PRUNE_MIN, markKey, type MarkRecord, type Placement } from './marks';
+import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord } from './native';
 import type { Settings } from './options';
 import type { Response } from './types';
-import { directoriesUnder, entriesOf, isUnder, mountsInside, realPath } from './tree';
+import { Recursion } from './recursion';
+import { realPath } from './tree';
 import { checkBits, checkBoolean, checkOptions, checkPath, checkInteger, describe } from './validate';
 import { checkWatch, checkWatchOptions, markFlags, statIsDirectory, withScopeBits } from './watch';
 
@@ -28,16 +30,8 @@ export class Core implements Responder {
   readonly settings: Settings;
   private readonly reader: NativeReader;
   private readonly marks: Marks;
+  private readonly recursion: Recursion;
   private isClosed = false;
-  /** True while an unprivileged recursive watch must follow new directories (kept by updateScopes). */
-  private followsDirectories = false;
-  /** True while a privileged recursive watch must cover mounts attached inside it later. */
-  private followsMounts = false;
-  /** The internal mount-namespace mark that reports those attachments (Linux 6.15) is in place. */
-  private mountsWatched = false;
-  private mountsUnwatchable = false;
-  /** The user has a mark: 'mntns' watch of their own (kept by updateScopes). */
-  private watchesMounts = false;
 
   constructor(settings: Settings, exactFlags?: number) {
     this.settings = settings;
@@ -55,6 +49,7 @@ export class Core implements Responder {
       throw fromNative(err, { action: 'starting the reader' });
     }
     this.marks = new Marks(this.reader, settings, exactFlags);
+    this.recursion = new Recursion(this.marks, settings.encoding === 'buffer');
   }
 
   get closed(): boolean {
@@ -89,9 +84,7 @@ export class Core implements Responder {
     if (options.ignore) fresh.scope = 'ignore';
     else if (type === 'mount' || type === 'filesystem' || type === 'mntns') fresh.scope = 'everything';
     else if (isDirectory && mask & FAN.FAN_EVENT_ON_CHILD) fresh.scope = 'children';
-    if (options.recursive) this.planRecursion(fresh, capability('filesystemMarks'));
-    if (fresh.recursive === 'filesystem') mask &= ~FAN.FAN_EVENT_ON_CHILD;
-    if (fresh.recursive === 'directory') mask |= RECURSION_BITS;
+    if (options.recursive) mask = this.recursion.plan(fresh, mask, capability('filesystemMarks'));
 
     const record = this.marks.records.get(key) ?? fresh;
     const routed = this.marks.route(mask);
@@ -107,60 +100,6 @@ export class Core implements Responder {
     record.requested |= watch.mask;
     this.marks.records.set(key, record);
     this.updateScopes();
-  }
-
-  /**
-   * Recursive watches. Privileged: one filesystem mark per filesystem in the
-   * tree (mounts inside it included), and the reader's scope filter drops
-   * what lies outside. Unprivileged: an inode mark on every directory; new
-   * directories are marked as their CREATE/MOVED_TO events arrive (see
-   * followNewDirectory).
-   */
-  private planRecursion(record: MarkRecord, privileged: boolean): void {
-    record.scope = 'subtree';
-    if (privileged) {
-      record.recursive = 'filesystem';
-      record.flags = (record.flags & ~FAN.FAN_MARK_MNTNS) | FAN.FAN_MARK_FILESYSTEM;
-      record.targets = new Set([record.real, ...mountsInside(record.real)]);
-      this.watchMountAttachments();
-    } else {
-      record.recursive = 'directory';
-      record.targets = new Set(directoriesUnder(record.real));
-    }
-  }
-
-  /**
-   * A filesystem mounted inside a recursive tree after the watch began needs
-   * its own filesystem mark. Where the kernel reports mount attachments
-   * (Linux 6.15, mark: 'mntns'), an internal mark on this mount namespace
-   * tells us; older kernels cover the mounts present when the watch began.
-   */
-  private watchMountAttachments(): void {
-    if (this.mountsWatched || this.mountsUnwatchable) return;
-    try {
-      // No probe first: creating the group is the probe.
-      this.marks.placeMark('mnt', FAN.FAN_MARK_ADD | FAN.FAN_MARK_MNTNS, FAN.FAN_MNT_ATTACH, '/proc/self/ns/mnt');
-      this.mountsWatched = true;
-    } catch {
-      // Not allowed or not supported here: mounts present now are covered.
-      this.mountsUnwatchable = true;
-    }
-  }
-
-  /** Marks the filesystems newly mounted inside privileged recursive trees. */
-  private followNewMounts(): void {
-    for (const record of this.marks.records.values()) {
-      if (record.recursive !== 'filesystem') continue;
-      for (const mount of mountsInside(record.real)) {
-        if (record.targets.has(mount)) continue;
-        try {
-          this.marks.placeOn(record, record.masks, [mount]);
-          record.targets.add(mount);
-        } catch {
-          // unmounted again, or a filesystem that cannot be marked: skip it
-        }
-      }
-    }
   }
 
   removeWatch(rawPath: unknown, rawMask?: unknown, rawOptions?: unknown): void {
@@ -203,62 +142,8 @@ export class Core implements Responder {
    * each group's marks cover, for the reader's scope filter (Marks.scopeRules).
    */
   private updateScopes(): void {
-    const records = [...this.marks.records.values()];
-    this.followsDirectories = records.some((record) => record.recursive === 'directory');
-    this.followsMounts = records.some((record) => record.recursive === 'filesystem');
-    this.watchesMounts = records.some((record) => record.type === 'mntns');
+    this.recursion.update();
     for (const [kind, group] of this.marks.groups) this.reader.setScope(group, this.marks.scopeRules(kind));
-  }
-
-  /**
-   * Unprivileged recursion: a directory created or moved into a watched tree
-   * gets its marks, and whatever was created in it before they were in place
-   * is reported from a scan (so a file made a moment after its directory is
-   * not missed; it may be reported twice).
-   */
-  private followNewDirectory(path: string, out: Delivery[]): void {
-    for (const record of this.marks.records.values()) {
-      if (record.recursive !== 'directory' || !isUnder(path, record.real) || record.targets.has(path)) continue;
-      for (const dir of directoriesUnder(path)) {
-        if (record.targets.has(dir)) continue;
-        try {
-          this.marks.placeOn(record, record.masks, [dir]);
-        } catch {
-          continue; // gone again, or out of marks: nothing to follow there
-        }
-        record.targets.add(dir);
-        if (!(record.requested & FAN.FAN_CREATE)) continue;
-        for (const [name, isDirectory] of entriesOf(dir)) {
-          out.push(this.deliveryFor(syntheticCreate(dir, name, isDirectory, this.settings.encoding === 'buffer')));
-        }
-      }
-      this.marks.pruneTargets(record);
-    }
-  }
-
-  /**
-   * Drops the events that unprivileged recursion asked for only to follow
-   * new directories: what no watch that covers the event's path asked for.
-   */
-  private withoutRecursionBits(record: NativeRecord): NativeRecord | null {
-    if (record.path === null) return record;
-    const path = pathString(record.path);
-    let recursive = false;
-    let wanted: number = EventClass.FLAGS;
-    for (const r of this.marks.records.values()) {
-      if (r.scope === 'ignore') continue;
-      if (r.recursive === 'directory') {
-        if (!isUnder(path, r.real)) continue;
-        recursive = true;
-      } else if (!coversPath(r, path)) {
-        continue;
-      }
-      wanted |= r.requested;
-    }
-    if (!recursive) return record;
-    const mask = record.mask & wanted;
-    if ((mask & ~EventClass.FLAGS) === 0) return null;
-    return mask === record.mask ? record : { ...record, mask };
   }
 
   /** Answers a permission event; a second answer, or one after close, is a no-op. */
@@ -295,41 +180,28 @@ export class Core implements Responder {
     }
   }
 
-  /** Turns a native batch into deliveries, in order. */
+  /**
+   * Turns a native batch into deliveries, in order: the records as the
+   * reader made them, then the recursion step over them (the only part that
+   * touches the kernel: it marks what a recursive tree gained), then one
+   * delivery per record.
+   */
   convert(batch: NativeBatch): Delivery[] {
-    const out: Delivery[] = [];
-    for (const record of unpackBatch(batch)) {
-      switch (record.kind) {
-        case RecordKind.Warning:
-          out.push({ type: 'warning', message: record.message ?? 'warning' });
-          break;
-        case RecordKind.Error: {
-          const error = fromNative(
-            { message: record.message, code: errnoName(record.errno ?? 0) ?? 'EIO', errno: -(record.errno ?? 0), syscall: 'read' },
-            { action: 'reading the fanotify queue failed; an event was dropped (for a permission event, the kernel denied it)' },
-          );
-          out.push({ type: 'error', error });
-          break;
-        }
-        default: {
-          if (this.mountsWatched && record.group === this.marks.groups.get('mnt') && record.mask & FAN.FAN_MNT_ATTACH) {
-            if (this.followsMounts) this.followNewMounts();
-            // The internal mark's events are not the user's, unless they watch mounts too.
-            if (!this.watchesMounts) break;
-          }
-          const followed = this.followsDirectories && record.kind === RecordKind.Normal;
-          const kept = followed ? this.withoutRecursionBits(record) : record;
-          if (kept) out.push(this.deliveryFor(kept));
-          if (followed && record.isDirectory && record.path !== null && record.mask & (FAN.FAN_CREATE | FAN.FAN_MOVED_TO)) {
-            this.followNewDirectory(pathString(record.path), out);
-          }
-        }
-      }
-    }
-    return out;
+    return this.recursion.follow(unpackBatch(batch)).map((record) => this.deliveryFor(record));
   }
 
   private deliveryFor(record: NativeRecord): Delivery {
+    switch (record.kind) {
+      case RecordKind.Warning:
+        return { type: 'warning', message: record.message ?? 'warning' };
+      case RecordKind.Error: {
+        const error = fromNative(
+          { message: record.message, code: errnoName(record.errno ?? 0) ?? 'EIO', errno: -(record.errno ?? 0), syscall: 'read' },
+          { action: 'reading the fanotify queue failed; an event was dropped (for a permission event, the kernel denied it)' },
+        );
+        return { type: 'error', error };
+      }
+    }
     const processInfo = record.process ? { pid: record.pid, ...record.process } : null;
     const event = new FanotifyEvent(record, this, processInfo);
     if (event.permissionOverflow) {
@@ -397,27 +269,6 @@ export class Core implements Responder {
     return true;
   }
 
-}
-
-/** What unprivileged recursion adds to each directory's mark to see new directories. */
-const RECURSION_BITS = FAN.FAN_CREATE | FAN.FAN_MOVED_TO | FAN.FAN_ONDIR | FAN.FAN_EVENT_ON_CHILD;
-
-/** A CREATE found by scanning a directory that was marked after it was made. */
-function syntheticCreate(dir: string, entry: Buffer, isDirectory: boolean, buffers: boolean): NativeRecord {
-  const mask = FAN.FAN_CREATE | (isDirectory ? FAN.FAN_ONDIR : 0);
-  // The entry's bytes as the kernel's events would give them, in either encoding.
-  const name = buffers ? entry : entry.toString('utf8');
-  const path = buffers ? Buffer.concat([Buffer.from(`${dir}/`), entry]) : `${dir}/${name as string}`;
-  return { kind: RecordKind.Normal, mask, pid: 0, id: 0, group: -1, permissionGroup: false, isDirectory, path, name, oldPath: null, newPath: null };
-}
-
-/**
- * A record's path as a string, for following directories by name. With
- * encoding: 'buffer' that decodes the bytes as UTF-8, so a directory whose
- * name is not UTF-8 is not followed (README, Limits).
- */
-function pathString(p: NativePath): string {
-  return typeof p === 'string' ? p : p.toString('utf8');
 }
 
 function checkResponse(raw: unknown): Response {
