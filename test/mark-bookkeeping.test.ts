@@ -201,20 +201,20 @@ describeRoot('marks bookkeeping: per group and target, with the bits each watch 
         const churn = path.join(tree, 'churn');
         fs.mkdirSync(churn);
         core.addWatch(churn, MaskFlags.CLOSE_WRITE, { recursive: true });
-        const record = [...core.marks.values()][0];
+        const record = [...core.marks.records.values()][0];
         for (let i = 0; i < 3000; i++) {
           const dir = path.join(churn, 'd' + i);
           fs.mkdirSync(dir);
-          core.convert(core.native.take(1000, 1000)); // follows the new directory: one more target
+          core.convert(core.take(1000, 1000)); // follows the new directory: one more target
           fs.rmdirSync(dir);
         }
         out.targets = record.targets.size;
         out.placements = record.placements.size;
-        out.objects = core.objects.size;
+        out.objects = core.marks.objects.size;
         fs.mkdirSync(path.join(churn, 'last'));
-        core.convert(core.native.take(1000, 1000));
+        core.convert(core.take(1000, 1000));
         fs.writeFileSync(path.join(churn, 'last', 'f.txt'), '');
-        out.events = core.convert(core.native.take(1000, 1000)).map((d) => [d.event.types().join('|'), d.event.path]);
+        out.events = core.convert(core.take(1000, 1000)).map((d) => [d.event.types().join('|'), d.event.path]);
         core.close();
       `);
       expect(out.error).toBeUndefined();
