@@ -11,14 +11,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Fanotify, MaskFlags } from '../lib';
 import { runChild, reapAll } from './helpers/child';
-import { ensureDist } from './helpers/dist';
+import { ensureDist, readableDist } from './helpers/dist';
 import { brief, collectFor, waitForMatch, withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 
 const QUIET_MS = 300;
 const NOBODY = 65534;
-const DIST = path.resolve(__dirname, '..', 'dist');
 
 describeRoot('marks bookkeeping: per group and target, with the bits each watch asked for', () => {
   let scratch: Scratch;
@@ -152,10 +151,11 @@ describeRoot('marks bookkeeping: per group and target, with the bits each watch 
 
     /** Runs `body` as nobody with a Fanotify `fan` and `tree`; it sets `out`, printed as JSON. */
     async function asNobody(body: string): Promise<Record<string, unknown>> {
+      const dist = readableDist();
       const code = `
         const fs = require('fs');
         const path = require('path');
-        const { Fanotify, MaskFlags } = require(${JSON.stringify(DIST)});
+        const { Fanotify, MaskFlags } = require(${JSON.stringify(dist)});
         const tree = process.argv[1];
         const out = {};
         function readFor(fan, ms) {
@@ -195,8 +195,8 @@ describeRoot('marks bookkeeping: per group and target, with the bits each watch 
       // White-box: the child reaches the engine (dist/core) to count targets.
       const out = await asNobody(`
         fan.close();
-        const { Core } = require(${JSON.stringify(path.join(DIST, 'core'))});
-        const { readOptions } = require(${JSON.stringify(path.join(DIST, 'options'))});
+        const { Core } = require(${JSON.stringify(path.join(readableDist(), 'core'))});
+        const { readOptions } = require(${JSON.stringify(path.join(readableDist(), 'options'))});
         const core = new Core(readOptions({}));
         const churn = path.join(tree, 'churn');
         fs.mkdirSync(churn);
