@@ -22,20 +22,36 @@ export function finished(child: RunningChild, ms = 5000, what = 'the child'): Pr
   return withTimeout(child.done, ms, what);
 }
 
+/** openat's system call number on this architecture (what /proc/PID/syscall shows first). */
+const OPENAT = process.arch === 'arm64' ? 56 : 257;
+
+/** What /proc/PID/FILE says, or '' once the process is gone. */
+function proc(pid: number, file: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * Spins, keeping this thread busy (no event loop turn, no read), until `pid`
- * waits in the kernel for a fanotify permission answer.
+ * waits in the kernel for a fanotify permission answer: its wait channel
+ * names fanotify, or, on kernels that show no wait channel (Debian's cloud
+ * kernels print 0), it sleeps inside openat for a few looks in a row.
  */
 export function spinUntilWaitingForAnswer(pid: number, ms = 5000): void {
   const deadline = Date.now() + ms;
   let wchan = '';
+  let sleepingInOpen = 0;
   while (Date.now() < deadline) {
-    try {
-      wchan = fs.readFileSync(`/proc/${pid}/wchan`, 'utf8');
-    } catch {
-      wchan = 'gone';
-    }
+    wchan = proc(pid, 'wchan') || 'gone';
     if (/fanotify/.test(wchan)) return;
+    const stat = proc(pid, 'stat');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    const inOpen = state === 'S' && Number(proc(pid, 'syscall').split(' ')[0]) === OPENAT;
+    sleepingInOpen = inOpen ? sleepingInOpen + 1 : 0;
+    if (sleepingInOpen >= 50) return;
   }
   throw new Error(`pid ${pid} did not start waiting for a fanotify answer within ${ms} ms (wchan: ${wchan})`);
 }
