@@ -9,6 +9,7 @@
         "native/errors.cc",
         "native/low_level.cc",
         "native/paths.cc",
+        "native/pending.cc",
         "native/process_info.cc",
         "native/reader.cc",
         "native/reader_direct.cc",

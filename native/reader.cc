@@ -30,12 +30,6 @@ void closeIfOpen(int fd) {
   if (fd >= 0) ::close(fd);
 }
 
-// Answers a permission event; 0, or the errno write(2) failed with.
-int writeResponse(int groupFd, int eventFd, uint32_t response) {
-  struct fanotify_response r = {eventFd, response};
-  return write(groupFd, &r, sizeof(r)) == sizeof(r) ? 0 : errno;
-}
-
 // The events of `mask` that the scope's rules asked for at any of the
 // event's paths. Kernel-merged events can carry bits one watch asked for on
 // a path that only another watch covers: those bits are not reported.
@@ -75,15 +69,10 @@ uint64_t scopedEvents(const Scope& scope, const Event& ev, uint64_t mask) {
   return asked;
 }
 
-std::string describeExpired(int32_t pid, const std::string& path, int timeoutMs, uint32_t response) {
-  return "permission event from pid " + std::to_string(pid) + (path.empty() ? "" : " on '" + path + "'") +
-         " was not answered within " + std::to_string(timeoutMs) + " ms; answered " +
-         ((response & FAN_DENY) ? "deny" : "allow") + " by permissionTimeout";
-}
-
 }  // namespace
 
-Reader::Reader(const ReaderOptions& options) : options_(options), self_(getpid()) {}
+Reader::Reader(const ReaderOptions& options)
+    : options_(options), self_(getpid()), pending_(options.permissionTimeoutMs, options.defaultResponse) {}
 
 Reader::~Reader() { close(); }
 
@@ -245,33 +234,12 @@ void Reader::moveOutLocked(std::vector<Event>& out, size_t max) {
 
 int Reader::respond(uint64_t id, uint32_t response) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return 0;
-  Pending& p = it->second;
-  // ENOENT: the kernel no longer waits for it; anything else (EINVAL for an
-  // errno the kernel refuses) leaves it pending for the deadline to answer.
-  int err = writeResponse(p.groupFd, p.eventFd, response);
-  if (err != 0 && err != ENOENT) return -err;
-  ::close(p.eventFd);
-  pending_.erase(it);
-  return 1;
+  return pending_.respond(id, response);
 }
 
 int Reader::dupFd(uint64_t id, int& err) {
-  err = 0;
-  // Under mu_: the deadline cannot close the kernel's fd between the lookup
-  // and the dup, and the dup is of this event's file, never of a reused number.
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return -1;
-  int fd = fcntl(it->second.eventFd, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) err = errno;
-  return fd;
-}
-
-void Reader::answerLocked(Pending& p, uint32_t response) {
-  writeResponse(p.groupFd, p.eventFd, response);  // the only failure left is "no longer pending"
-  ::close(p.eventFd);
+  std::lock_guard<std::mutex> lock(mu_);  // see pending.h: no deadline closes it meanwhile
+  return pending_.dupFd(id, err);
 }
 
 // At close(): the permission events the kernel still holds unread (the
@@ -303,8 +271,7 @@ void Reader::answerUnread(const std::vector<Group>& groups) {
       readGroup(static_cast<int>(i), g, buf, batch);
       for (Event& ev : batch) {
         if (ev.fd < 0) continue;
-        writeResponse(g.fd, ev.fd, options_.defaultResponse);
-        ::close(ev.fd);
+        PendingTable::answerNow(g.fd, ev.fd, options_.defaultResponse);
       }
     }
   }
@@ -324,8 +291,7 @@ int Reader::pollTimeoutLocked(std::chrono::steady_clock::time_point now) {
   if (flushRequested_ != flushDone_) return 0;
   auto next = std::chrono::steady_clock::time_point::max();
   if (handOverPending_) next = lastHandOver_ + kCoalesce;
-  for (const auto& [id, p] : pending_)
-    if (p.deadline < next) next = p.deadline;
+  next = std::min(next, pending_.nextDeadline());
   if (next == std::chrono::steady_clock::time_point::max()) return -1;
   auto left = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
   return left <= 0 ? 0 : static_cast<int>(left);
@@ -343,34 +309,11 @@ bool Reader::handOverLocked(bool urgent, std::chrono::steady_clock::time_point n
   return true;
 }
 
-// Gives each permission event its id (the key answers use) and deadline.
+// Gives each permission event its id (the key answers use) and deadline:
+// from here on its fd is the pending table's.
 void Reader::registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now) {
-  for (auto& ev : batch) {
-    if (ev.fd < 0) continue;
-    ev.id = nextId_++;
-    pending_.emplace(ev.id, Pending{groups_[ev.group].fd, ev.fd,
-                                    now + std::chrono::milliseconds(options_.permissionTimeoutMs), ev.raw.pid,
-                                    ev.path});
-  }
-}
-
-void Reader::expireLocked(std::vector<Event>& batch) {
-  auto now = std::chrono::steady_clock::now();
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.deadline > now) {
-      ++it;
-      continue;
-    }
-    answerLocked(it->second, options_.defaultResponse);
-    Event warning;
-    warning.kind = Event::Kind::Warning;
-    warning.id = it->first;
-    warning.raw.pid = it->second.pid;
-    warning.message = describeExpired(it->second.pid, it->second.path, options_.permissionTimeoutMs,
-                                      options_.defaultResponse);
-    batch.push_back(std::move(warning));
-    it = pending_.erase(it);
-  }
+  for (auto& ev : batch)
+    if (ev.fd >= 0) pending_.add(ev, groups_[ev.group].fd, now);
 }
 
 void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch) {
@@ -439,8 +382,7 @@ void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector
   bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
   if (permission && options_.allowSelf && isOwnProcess(raw.pid, group)) {
     PidfdCloser pidfdCloser{raw};
-    writeResponse(group.fd, raw.fd, FAN_ALLOW);
-    ::close(raw.fd);
+    PendingTable::answerNow(group.fd, raw.fd, FAN_ALLOW);
     return;
   }
 
@@ -482,8 +424,8 @@ bool Reader::finish(Event& ev, const Group& group) {
   const bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
   const uint64_t asked = group.scope ? inScope(ev, *group.scope, permission) : raw.mask;
   if (asked == 0) {
-    if (permission) writeResponse(group.fd, raw.fd, FAN_ALLOW);
-    closeIfOpen(raw.fd);
+    if (permission) PendingTable::answerNow(group.fd, raw.fd, FAN_ALLOW);
+    else closeIfOpen(raw.fd);
     return false;
   }
 
@@ -586,9 +528,8 @@ void Reader::failPass(std::vector<Event>& batch) noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& ev : batch) {
     if (ev.fd < 0 || ev.id != 0) continue;
-    if (ev.group >= 0 && static_cast<size_t>(ev.group) < groups_.size())
-      writeResponse(groups_[ev.group].fd, ev.fd, options_.defaultResponse);
-    ::close(ev.fd);
+    const bool known = ev.group >= 0 && static_cast<size_t>(ev.group) < groups_.size();
+    PendingTable::answerNow(known ? groups_[ev.group].fd : -1, ev.fd, options_.defaultResponse);
     ev.fd = -1;
   }
   batch.clear();
@@ -714,7 +655,7 @@ void Reader::loop() {
       for (const auto& ev : batch)
         if (ev.fd >= 0 || ev.kind != Event::Kind::Normal) urgent = true;
       registerLocked(batch, now);
-      expireLocked(batch);
+      pending_.expire(batch);
       if (!batch.empty()) handOverPending_ = true;
       for (auto& ev : batch) queue_.push_back(std::move(ev));
       flushDone_ = flushSeen;
@@ -745,8 +686,7 @@ void Reader::close(std::vector<int>* later) {
   std::vector<Group> groups;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, p] : pending_) answerLocked(p, options_.defaultResponse);
-    pending_.clear();
+    pending_.answerAll();
     queue_.clear();  // permission fds in it were closed through pending_
     groups.swap(groups_);
     notify_ = nullptr;

@@ -6,9 +6,10 @@
 //   - an answer names an event id, never an fd number, so a second answer or
 //     one after close() is a no-op;
 //   - one owner per event fd: the kernel's fd of a permission event belongs
-//     to the pending table (pending_), the only code that answers and closes
-//     it, and its number never reaches JavaScript; JavaScript gets a
-//     descriptor of its own (dupFd), which this code never closes;
+//     to the pending table (PendingTable, pending.h), the only code that
+//     answers and closes it, and its number never reaches JavaScript;
+//     JavaScript gets a descriptor of its own (dupFd), which this code never
+//     closes;
 //   - close() answers everything pending, and what the kernel still holds
 //     unread, with defaultResponse, then closes every fd.
 //
@@ -44,34 +45,13 @@
 
 #include "decoder.h"
 #include "errors.h"
+#include "event.h"
 #include "paths.h"
+#include "pending.h"
 #include "process_info.h"
 #include "scope.h"
 
 namespace fan {
-
-struct Event {
-  enum class Kind : uint8_t {
-    Normal,    // a kernel event
-    Overflow,  // the kernel dropped events (FAN_Q_OVERFLOW)
-    Error,     // the reader could not read (EMFILE, ...); it keeps running
-    Warning,   // a permission event was answered by its deadline
-  };
-  Kind kind = Kind::Normal;
-  RawEvent raw;        // metadata and decoded records; raw.fd is not owned here
-  int group = -1;      // index of the group it came from
-  bool permissionGroup = false;
-  uint64_t id = 0;     // non-zero for permission events: the answer's key
-  int fd = -1;         // the kernel's fd, kept only for permission events: owned by the
-                       // pending table from registerLocked on, never handed to JavaScript
-  bool isDirectory = false;
-  bool hasPath = false, hasName = false, hasOldPath = false, hasNewPath = false;
-  std::string path, name, oldPath, newPath;
-  int err = 0;         // Error / Warning
-  std::string message;
-  bool hasProcess = false;
-  ProcessInfo process;
-};
 
 struct ReaderOptions {
   int permissionTimeoutMs = 10000;
@@ -180,13 +160,6 @@ class Reader {
     // In direct mode, JavaScript reads this group (see setDirectPermissions).
     bool directReadable() const { return permission && nonblocking; }
   };
-  struct Pending {
-    int groupFd;
-    int eventFd;
-    std::chrono::steady_clock::time_point deadline;
-    int32_t pid;
-    std::string path;
-  };
 
   // The thread: loop(), restarted after an exception (see failPass).
   void run() noexcept;
@@ -203,10 +176,8 @@ class Reader {
   Direct takeDirect(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt);
   void loop();
   void failPass(std::vector<Event>& batch) noexcept;
-  void expireLocked(std::vector<Event>& batch);
   void registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now);
   void checkDirectGroups(const std::vector<int>& readable, std::vector<uint8_t>& buf, std::vector<Event>& batch);
-  void answerLocked(Pending& p, uint32_t response);
   void answerUnread(const std::vector<Group>& groups);
 
   ReaderOptions options_;
@@ -219,8 +190,7 @@ class Reader {
   std::condition_variable cv_;
   std::vector<Group> groups_;
   std::deque<Event> queue_;
-  std::unordered_map<uint64_t, Pending> pending_;
-  uint64_t nextId_ = 1;
+  PendingTable pending_;  // guarded by mu_ (see pending.h)
   uint64_t flushRequested_ = 0, flushDone_ = 0;
   bool throttled_ = false;  // the thread left bounded groups unread: queue full
   // Waking the consumer thread costs more than reading a few events, so

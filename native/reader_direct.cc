@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "reader.h"
@@ -74,10 +75,7 @@ void Reader::afterDirectDelivery() {
   std::lock_guard<std::mutex> lock(mu_);
   if (directIds_.empty()) return;
   auto earliest = std::chrono::steady_clock::time_point::max();
-  for (uint64_t id : directIds_) {
-    auto it = pending_.find(id);
-    if (it != pending_.end() && it->second.deadline < earliest) earliest = it->second.deadline;
-  }
+  for (uint64_t id : directIds_) earliest = std::min(earliest, pending_.deadlineOf(id));
   directIds_.clear();
   directActive_ = true;
   if (earliest < threadWakeAt_) {
