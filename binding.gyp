@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/convert.cc",
         "native/decoder.cc",
+        "native/enrich.cc",
         "native/errors.cc",
         "native/low_level.cc",
         "native/paths.cc",

@@ -1,8 +1,15 @@
 // The Reader owns an instance's fanotify groups and the one thread that reads
-// them. Both front ends (sync Fanotify and AsyncFanotify) sit on it, so the
-// permission-safety rules live here once:
-//   - own-process permission events are allowed before JavaScript sees them;
-//   - every permission event has a deadline kept by this thread;
+// them: it polls and reads the groups (reader.cc; the JavaScript thread's
+// direct reads of permission groups in reader_direct.cc), hands each read to
+// the enrichment (enrich.h: paths, scope, allowSelf, rename undo), registers
+// the permission events that come out of it in its pending table
+// (pending.h: answers, fds, deadlines), and queues the result for the
+// consumer, waking it (take, setNotify). Both front ends (sync Fanotify and
+// AsyncFanotify) sit on it, so the permission-safety rules hold once:
+//   - own-process permission events are allowed before JavaScript sees them
+//     (Enricher);
+//   - every permission event has a deadline, kept by this thread (it polls
+//     with the table's next deadline as timeout);
 //   - an answer names an event id, never an fd number, so a second answer or
 //     one after close() is a no-op;
 //   - one owner per event fd: the kernel's fd of a permission event belongs
@@ -15,8 +22,8 @@
 //
 // Locking: one mutex (mu_) guards the queue, the pending permission table,
 // the group list and the flags below it. The thread holds it only to move a
-// decoded batch in and to expire deadlines; it reads, decodes and resolves
-// paths without it, so a slow readlink never blocks the JavaScript thread.
+// decoded batch in and to expire deadlines; it reads, decodes and enriches
+// (resolves paths) without it, so a slow readlink never blocks the JavaScript thread.
 //
 // Lifetime: the thread and the eventfd that wakes it (wakeFd_) start with
 // the first group; either failing fails that addGroup (nothing half-made
@@ -44,6 +51,7 @@
 #include <vector>
 
 #include "decoder.h"
+#include "enrich.h"
 #include "errors.h"
 #include "event.h"
 #include "paths.h"
@@ -165,10 +173,6 @@ class Reader {
   void run() noexcept;
   void wake();
   void readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch);
-  void decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch);
-  bool finish(Event& ev, const Group& group);
-  uint64_t inScope(Event& ev, const Scope& scope, bool permission);
-  bool isOwnProcess(int32_t pid, const Group& group) const;
   void moveOutLocked(std::vector<Event>& out, size_t max);
   int pollTimeoutLocked(std::chrono::steady_clock::time_point now);
   bool handOverLocked(bool urgent, std::chrono::steady_clock::time_point now);
@@ -182,9 +186,9 @@ class Reader {
 
   ReaderOptions options_;
   PathResolver paths_;
+  Enricher enricher_;  // uses paths_
   int wakeFd_ = -1;  // made with the thread (addGroup), closed after join
   std::thread thread_;
-  pid_t self_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
