@@ -1,3 +1,9 @@
+// The reader thread's side of the Reader: groups and marks, the poll loop
+// (timeouts from the pending table's deadlines, coalesced hand-over to the
+// consumer, the safety net over direct permission groups), reading a group
+// into enriched Events (readGroup) and registering their permission events
+// (registerLocked), and close(). The JavaScript thread's side (take, drain,
+// direct reads) is reader_direct.cc, which calls into this file only.
 #include "reader.h"
 
 #include <fcntl.h>
@@ -17,9 +23,9 @@ namespace fan {
 
 namespace {
 
-// How long take(0) waits for the thread to finish one read pass. A pass is a
-// read and some readlinks, so this only bounds a pathological stall.
-constexpr auto kFlushLimit = std::chrono::seconds(5);
+// How long a readable permission group is left to the JavaScript thread in
+// direct mode before the reader thread reads it itself.
+constexpr auto kDirectGrace = std::chrono::milliseconds(20);
 // The longest a notification event waits in the queue before the consumer
 // is woken, while events keep coming (see handOverLocked).
 constexpr auto kCoalesce = std::chrono::milliseconds(1);
@@ -145,52 +151,6 @@ void Reader::setNotify(std::function<void()> notify) {
 void Reader::setBufferSize(size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   options_.bufferSize = bytes;
-}
-
-bool Reader::take(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt) {
-  switch (takeDirect(out, max, timeoutMs, interrupt)) {
-    case Direct::Done: return true;
-    case Direct::Interrupted: return false;
-    case Direct::NotDirect: break;
-  }
-  // Not in direct mode (the synchronous front end always is, so this wait
-  // is only the bounded one of timeoutMs == 0, or a timed one): interrupt
-  // is not needed here.
-  std::unique_lock<std::mutex> lock(mu_);
-  if (queue_.empty() && !stopping_ && thread_.joinable()) {
-    if (timeoutMs == 0) {
-      // "Nothing queued" must mean nothing in the kernel either: ask the
-      // thread for one read pass and wait for it.
-      uint64_t ticket = ++flushRequested_;
-      wake();
-      cv_.wait_for(lock, kFlushLimit, [&] { return flushDone_ >= ticket || stopping_; });
-    } else {
-      auto ready = [&] { return !queue_.empty() || stopping_; };
-      if (timeoutMs < 0)
-        cv_.wait(lock, ready);
-      else
-        cv_.wait_for(lock, std::chrono::milliseconds(timeoutMs), ready);
-    }
-  }
-  moveOutLocked(out, max);
-  return true;
-}
-
-void Reader::drain(std::vector<Event>& out, size_t max) {
-  std::lock_guard<std::mutex> lock(mu_);
-  moveOutLocked(out, max);
-}
-
-void Reader::moveOutLocked(std::vector<Event>& out, size_t max) {
-  out.reserve(out.size() + std::min(max - out.size(), queue_.size()));
-  while (!queue_.empty() && out.size() < max) {
-    out.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-  }
-  if (throttled_ && queue_.size() < options_.queueLimit) {
-    throttled_ = false;
-    wake();
-  }
 }
 
 int Reader::respond(uint64_t id, uint32_t response) {
@@ -336,6 +296,63 @@ void Reader::reportFailure(int err, const std::string& message) noexcept {
   }
   cv_.notify_all();
   if (notify) notify();
+}
+
+// The reader thread's watch over permission groups in direct mode, after
+// each poll. `readable`: the direct groups its poll found readable; each
+// becomes JavaScript's to read for kDirectGrace (loop() leaves it out of
+// the poll until then, which would otherwise return at once, and sleeps at
+// most until graceUntil). When a grace ends the thread looks without
+// waiting:
+//   - readable, and JavaScript read nothing from it during the grace: it is
+//     stalled (or a synchronous Fanotify is not in readEvent()); this
+//     thread reads the group, so deadlines hold;
+//   - JavaScript read from it: it is busy and keeping up; another grace
+//     follows at once, so under load the thread looks once per kDirectGrace
+//     instead of waking for every event;
+//   - neither: back to polling it, with no timeout: an idle instance never
+//     wakes this thread.
+void Reader::checkDirectGroups(const std::vector<int>& readable, std::vector<uint8_t>& buf,
+                               std::vector<Event>& batch) {
+  std::vector<int> indices;
+  std::vector<pollfd> fds;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!direct_) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (int i : readable) {
+      groups_[i].graceUntil = now + kDirectGrace;
+      groups_[i].readsAtGrace = groups_[i].directReads;
+    }
+    for (size_t i = 0; i < groups_.size(); i++) {
+      const Group& g = groups_[i];
+      if (!g.directReadable() || g.graceUntil == std::chrono::steady_clock::time_point{} || g.graceUntil > now) continue;
+      indices.push_back(static_cast<int>(i));
+      fds.push_back(pollfd{g.fd, POLLIN, 0});
+    }
+  }
+  if (fds.empty()) return;
+  if (poll(fds.data(), fds.size(), 0) < 0)
+    for (auto& pfd : fds) pfd.revents = 0;
+  for (size_t k = 0; k < fds.size(); k++) {
+    Group group;
+    bool stalled;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Group& g = groups_[indices[k]];
+      const bool readNow = (fds[k].revents & POLLIN) != 0;
+      const bool jsRead = g.directReads != g.readsAtGrace;
+      stalled = readNow && !jsRead;
+      if (jsRead) {
+        g.graceUntil = std::chrono::steady_clock::now() + kDirectGrace;
+        g.readsAtGrace = g.directReads;
+      } else {
+        g.graceUntil = {};
+      }
+      group = g;
+    }
+    if (stalled) readGroup(indices[k], group, buf, batch);
+  }
 }
 
 void Reader::loop() {

@@ -1,6 +1,7 @@
 // The Reader owns an instance's fanotify groups and the one thread that reads
-// them: it polls and reads the groups (reader.cc; the JavaScript thread's
-// direct reads of permission groups in reader_direct.cc), hands each read to
+// them: it polls and reads the groups (reader.cc; what the JavaScript thread
+// calls to take events, and its direct reads of permission groups, in
+// reader_direct.cc, which calls into reader.cc only), hands each read to
 // the enrichment (enrich.h: paths, scope, allowSelf, rename undo), registers
 // the permission events that come out of it in its pending table
 // (pending.h: answers, fds, deadlines), and queues the result for the
