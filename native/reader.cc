@@ -417,7 +417,7 @@ void Reader::loop() {
     readableDirect.clear();
     if (n > 0) {
       {
-        // Scopes may have changed while poll slept: decorate with the
+        // Scopes may have changed while poll slept: enrich with the
         // current ones (indices are stable, groups are only appended).
         std::lock_guard<std::mutex> lock(mu_);
         groups = groups_;
