@@ -1,3 +1,9 @@
+// The reader thread's side of the Reader: groups and marks, the poll loop
+// (timeouts from the pending table's deadlines, coalesced hand-over to the
+// consumer, the safety net over direct permission groups), reading a group
+// into enriched Events (readGroup) and registering their permission events
+// (registerLocked), and close(). The JavaScript thread's side (take, drain,
+// direct reads) is reader_direct.cc, which calls into this file only.
 #include "reader.h"
 
 #include <fcntl.h>
@@ -17,11 +23,9 @@ namespace fan {
 
 namespace {
 
-constexpr uint64_t kPermissionMask = FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
-constexpr uint64_t kEventFlags = FAN_ONDIR | FAN_EVENT_ON_CHILD;
-// How long take(0) waits for the thread to finish one read pass. A pass is a
-// read and some readlinks, so this only bounds a pathological stall.
-constexpr auto kFlushLimit = std::chrono::seconds(5);
+// How long a readable permission group is left to the JavaScript thread in
+// direct mode before the reader thread reads it itself.
+constexpr auto kDirectGrace = std::chrono::milliseconds(20);
 // The longest a notification event waits in the queue before the consumer
 // is woken, while events keep coming (see handOverLocked).
 constexpr auto kCoalesce = std::chrono::milliseconds(1);
@@ -30,60 +34,12 @@ void closeIfOpen(int fd) {
   if (fd >= 0) ::close(fd);
 }
 
-// Answers a permission event; 0, or the errno write(2) failed with.
-int writeResponse(int groupFd, int eventFd, uint32_t response) {
-  struct fanotify_response r = {eventFd, response};
-  return write(groupFd, &r, sizeof(r)) == sizeof(r) ? 0 : errno;
-}
-
-// The events of `mask` that the scope's rules asked for at any of the
-// event's paths. Kernel-merged events can carry bits one watch asked for on
-// a path that only another watch covers: those bits are not reported.
-// `path` moved from `from` to `to`'s place: rewrite it as it was.
-bool unmove(std::string& path, const std::string& to, const std::string& from) {
-  std::string::size_type rest;
-  if (to == "/" || !below(path, to, rest)) return false;
-  path = from + path.substr(to.size());
-  return true;
-}
-
-// Paths are resolved when a batch is read, after all of its events
-// happened. A directory renamed later in the batch would give the events
-// before it its new location, where they never were. Walking back from the
-// end, undo each directory rename (FAN_RENAME, which names both sides) on the
-// events before it, latest rename first.
-void undoLaterDirectoryRenames(std::vector<Event>& batch, size_t start) {
-  std::vector<std::pair<std::string, std::string>> renames;  // {to, from}, latest first
-  for (size_t i = batch.size(); i-- > start;) {
-    Event& ev = batch[i];
-    for (const auto& [to, from] : renames) {
-      if (ev.hasPath) unmove(ev.path, to, from);
-      if (ev.hasOldPath) unmove(ev.oldPath, to, from);
-      if (ev.hasNewPath) unmove(ev.newPath, to, from);
-    }
-    const uint64_t dirRename = FAN_RENAME | FAN_ONDIR;
-    if ((ev.raw.mask & dirRename) == dirRename && ev.hasOldPath && ev.hasNewPath && ev.oldPath != ev.newPath)
-      renames.emplace_back(ev.newPath, ev.oldPath);
-  }
-}
-
-uint64_t scopedEvents(const Scope& scope, const Event& ev, uint64_t mask) {
-  uint64_t asked = 0;
-  if (ev.hasPath) asked |= scope.covered(ev.path, mask);
-  if (ev.hasOldPath) asked |= scope.covered(ev.oldPath, mask);
-  if (ev.hasNewPath) asked |= scope.covered(ev.newPath, mask);
-  return asked;
-}
-
-std::string describeExpired(int32_t pid, const std::string& path, int timeoutMs, uint32_t response) {
-  return "permission event from pid " + std::to_string(pid) + (path.empty() ? "" : " on '" + path + "'") +
-         " was not answered within " + std::to_string(timeoutMs) + " ms; answered " +
-         ((response & FAN_DENY) ? "deny" : "allow") + " by permissionTimeout";
-}
-
 }  // namespace
 
-Reader::Reader(const ReaderOptions& options) : options_(options), self_(getpid()) {}
+Reader::Reader(const ReaderOptions& options)
+    : options_(options),
+      enricher_(paths_, options.allowSelf, options.processInfo),
+      pending_(options.permissionTimeoutMs, options.defaultResponse) {}
 
 Reader::~Reader() { close(); }
 
@@ -197,81 +153,14 @@ void Reader::setBufferSize(size_t bytes) {
   options_.bufferSize = bytes;
 }
 
-bool Reader::take(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt) {
-  switch (takeDirect(out, max, timeoutMs, interrupt)) {
-    case Direct::Done: return true;
-    case Direct::Interrupted: return false;
-    case Direct::NotDirect: break;
-  }
-  // Not in direct mode (the synchronous front end always is, so this wait
-  // is only the bounded one of timeoutMs == 0, or a timed one): interrupt
-  // is not needed here.
-  std::unique_lock<std::mutex> lock(mu_);
-  if (queue_.empty() && !stopping_ && thread_.joinable()) {
-    if (timeoutMs == 0) {
-      // "Nothing queued" must mean nothing in the kernel either: ask the
-      // thread for one read pass and wait for it.
-      uint64_t ticket = ++flushRequested_;
-      wake();
-      cv_.wait_for(lock, kFlushLimit, [&] { return flushDone_ >= ticket || stopping_; });
-    } else {
-      auto ready = [&] { return !queue_.empty() || stopping_; };
-      if (timeoutMs < 0)
-        cv_.wait(lock, ready);
-      else
-        cv_.wait_for(lock, std::chrono::milliseconds(timeoutMs), ready);
-    }
-  }
-  moveOutLocked(out, max);
-  return true;
-}
-
-void Reader::drain(std::vector<Event>& out, size_t max) {
-  std::lock_guard<std::mutex> lock(mu_);
-  moveOutLocked(out, max);
-}
-
-void Reader::moveOutLocked(std::vector<Event>& out, size_t max) {
-  out.reserve(out.size() + std::min(max - out.size(), queue_.size()));
-  while (!queue_.empty() && out.size() < max) {
-    out.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-  }
-  if (throttled_ && queue_.size() < options_.queueLimit) {
-    throttled_ = false;
-    wake();
-  }
-}
-
 int Reader::respond(uint64_t id, uint32_t response) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return 0;
-  Pending& p = it->second;
-  // ENOENT: the kernel no longer waits for it; anything else (EINVAL for an
-  // errno the kernel refuses) leaves it pending for the deadline to answer.
-  int err = writeResponse(p.groupFd, p.eventFd, response);
-  if (err != 0 && err != ENOENT) return -err;
-  ::close(p.eventFd);
-  pending_.erase(it);
-  return 1;
+  return pending_.respond(id, response);
 }
 
 int Reader::dupFd(uint64_t id, int& err) {
-  err = 0;
-  // Under mu_: the deadline cannot close the kernel's fd between the lookup
-  // and the dup, and the dup is of this event's file, never of a reused number.
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return -1;
-  int fd = fcntl(it->second.eventFd, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) err = errno;
-  return fd;
-}
-
-void Reader::answerLocked(Pending& p, uint32_t response) {
-  writeResponse(p.groupFd, p.eventFd, response);  // the only failure left is "no longer pending"
-  ::close(p.eventFd);
+  std::lock_guard<std::mutex> lock(mu_);  // see pending.h: no deadline closes it meanwhile
+  return pending_.dupFd(id, err);
 }
 
 // At close(): the permission events the kernel still holds unread (the
@@ -303,29 +192,17 @@ void Reader::answerUnread(const std::vector<Group>& groups) {
       readGroup(static_cast<int>(i), g, buf, batch);
       for (Event& ev : batch) {
         if (ev.fd < 0) continue;
-        writeResponse(g.fd, ev.fd, options_.defaultResponse);
-        ::close(ev.fd);
+        PendingTable::answerNow(g.fd, ev.fd, options_.defaultResponse);
       }
     }
   }
-}
-
-bool Reader::isOwnProcess(int32_t pid, const Group& group) const {
-  if (pid == self_) return true;
-  if (!(group.flags & FAN_REPORT_TID)) return false;
-  // With FAN_REPORT_TID the pid is a thread id: one of ours if it is listed
-  // under our own /proc entry.
-  char task[64];
-  snprintf(task, sizeof(task), "/proc/self/task/%d", pid);
-  return access(task, F_OK) == 0;
 }
 
 int Reader::pollTimeoutLocked(std::chrono::steady_clock::time_point now) {
   if (flushRequested_ != flushDone_) return 0;
   auto next = std::chrono::steady_clock::time_point::max();
   if (handOverPending_) next = lastHandOver_ + kCoalesce;
-  for (const auto& [id, p] : pending_)
-    if (p.deadline < next) next = p.deadline;
+  next = std::min(next, pending_.nextDeadline());
   if (next == std::chrono::steady_clock::time_point::max()) return -1;
   auto left = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
   return left <= 0 ? 0 : static_cast<int>(left);
@@ -343,34 +220,11 @@ bool Reader::handOverLocked(bool urgent, std::chrono::steady_clock::time_point n
   return true;
 }
 
-// Gives each permission event its id (the key answers use) and deadline.
+// Gives each permission event its id (the key answers use) and deadline:
+// from here on its fd is the pending table's.
 void Reader::registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now) {
-  for (auto& ev : batch) {
-    if (ev.fd < 0) continue;
-    ev.id = nextId_++;
-    pending_.emplace(ev.id, Pending{groups_[ev.group].fd, ev.fd,
-                                    now + std::chrono::milliseconds(options_.permissionTimeoutMs), ev.raw.pid,
-                                    ev.path});
-  }
-}
-
-void Reader::expireLocked(std::vector<Event>& batch) {
-  auto now = std::chrono::steady_clock::now();
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.deadline > now) {
-      ++it;
-      continue;
-    }
-    answerLocked(it->second, options_.defaultResponse);
-    Event warning;
-    warning.kind = Event::Kind::Warning;
-    warning.id = it->first;
-    warning.raw.pid = it->second.pid;
-    warning.message = describeExpired(it->second.pid, it->second.path, options_.permissionTimeoutMs,
-                                      options_.defaultResponse);
-    batch.push_back(std::move(warning));
-    it = pending_.erase(it);
-  }
+  for (auto& ev : batch)
+    if (ev.fd >= 0) pending_.add(ev, groups_[ev.group].fd, now);
 }
 
 void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch) {
@@ -391,174 +245,7 @@ void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf,
   std::vector<RawEvent> raws;
   raws.reserve(static_cast<size_t>(n) / 64 + 1);  // FID events are 60 bytes and up
   decodeEvents(buf.data(), static_cast<size_t>(n), raws);
-  paths_.newBatch();
-  const size_t start = batch.size();
-  batch.reserve(start + raws.size());
-  for (auto& raw : raws) decorate(std::move(raw), index, group, batch);
-  // Renames first, then the scope: an event is judged where it happened.
-  undoLaterDirectoryRenames(batch, start);
-  size_t kept = start;
-  for (size_t i = start; i < batch.size(); i++) {
-    if (batch[i].kind == Event::Kind::Normal && !finish(batch[i], group)) continue;
-    if (kept != i) batch[kept] = std::move(batch[i]);
-    kept++;
-  }
-  batch.resize(kept);
-}
-
-namespace {
-
-// The pidfd only serves processInfo (in finish); every way out closes it.
-struct PidfdCloser {
-  RawEvent& raw;
-  ~PidfdCloser() {
-    if (raw.hasPidfd && raw.pidfd >= 0) ::close(raw.pidfd);
-    raw.pidfd = -1;
-  }
-};
-
-}  // namespace
-
-// Resolves an event's paths. Its fd and pidfd stay open in ev.raw for
-// finish(), which runs once the whole read is resolved and its renames undone.
-void Reader::decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch) {
-  Event ev;
-  ev.group = index;
-  ev.permissionGroup = group.permission;
-  closeDuplicatePidfds(raw);  // before raw is moved into ev
-
-  if (raw.mask & FAN_Q_OVERFLOW) {
-    PidfdCloser pidfdCloser{raw};
-    closeIfOpen(raw.fd);
-    ev.kind = Event::Kind::Overflow;
-    ev.raw = std::move(raw);
-    batch.push_back(std::move(ev));
-    return;
-  }
-
-  bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
-  if (permission && options_.allowSelf && isOwnProcess(raw.pid, group)) {
-    PidfdCloser pidfdCloser{raw};
-    writeResponse(group.fd, raw.fd, FAN_ALLOW);
-    ::close(raw.fd);
-    return;
-  }
-
-  ev.isDirectory = (raw.mask & FAN_ONDIR) != 0;
-  if (raw.fd >= 0) ev.hasPath = paths_.fromFd(raw.fd, ev.path);
-
-  const FileIdRecord* dirName = raw.findFid(FAN_EVENT_INFO_TYPE_DFID_NAME);
-  const FileIdRecord* oldName = raw.findFid(FAN_EVENT_INFO_TYPE_OLD_DFID_NAME);
-  const FileIdRecord* newName = raw.findFid(FAN_EVENT_INFO_TYPE_NEW_DFID_NAME);
-  const FileIdRecord* self = raw.findFid(FAN_EVENT_INFO_TYPE_FID);
-  const FileIdRecord* dir = raw.findFid(FAN_EVENT_INFO_TYPE_DFID);
-
-  if (oldName) ev.hasOldPath = paths_.fromHandle(*oldName, ev.oldPath);
-  if (newName) ev.hasNewPath = paths_.fromHandle(*newName, ev.newPath);
-  const FileIdRecord* named = dirName ? dirName : (newName ? newName : oldName);
-  if (named && !named->name.empty() && named->name != ".") {
-    ev.hasName = true;
-    ev.name = named->name;
-  }
-  if (!ev.hasPath && dirName) ev.hasPath = paths_.fromHandle(*dirName, ev.path);
-  if (!ev.hasPath && ev.hasNewPath) ev.hasPath = true, ev.path = ev.newPath;
-  if (!ev.hasPath && ev.hasOldPath) ev.hasPath = true, ev.path = ev.oldPath;
-  if (!ev.hasPath && self) ev.hasPath = paths_.fromHandle(*self, ev.path);
-  if (!ev.hasPath && dir) ev.hasPath = paths_.fromHandle(*dir, ev.path);
-  if (ev.hasPath && (raw.mask & FAN_MOVED_FROM) && !ev.hasOldPath) ev.hasOldPath = true, ev.oldPath = ev.path;
-  if (ev.hasPath && (raw.mask & FAN_MOVED_TO) && !ev.hasNewPath) ev.hasNewPath = true, ev.newPath = ev.path;
-  ev.raw = std::move(raw);
-  batch.push_back(std::move(ev));
-}
-
-// Applies the group's scope to a resolved event, then takes its fds over:
-// a kept permission event's fd becomes ev.fd (answered and closed through
-// respond() or the deadline), every other fd is closed. False: dropped
-// (outside every watched tree; a permission event is then allowed at once,
-// since nobody asked to decide it).
-bool Reader::finish(Event& ev, const Group& group) {
-  RawEvent& raw = ev.raw;
-  PidfdCloser pidfdCloser{raw};
-  const bool permission = (raw.mask & kPermissionMask) != 0 && raw.fd >= 0;
-  const uint64_t asked = group.scope ? inScope(ev, *group.scope, permission) : raw.mask;
-  if (asked == 0) {
-    if (permission) writeResponse(group.fd, raw.fd, FAN_ALLOW);
-    closeIfOpen(raw.fd);
-    return false;
-  }
-
-  if (group.scope) raw.mask = (raw.mask & kEventFlags) | asked;
-
-  if (options_.processInfo) {
-    ev.process = readProcessInfo(raw.pid, raw.hasPidfd ? raw.pidfd : kNoPidfdRecord);
-    ev.hasProcess = true;
-  }
-
-  if (permission) {
-    ev.fd = raw.fd;
-  } else {
-    closeIfOpen(raw.fd);
-  }
-  return true;
-}
-
-// The events of a scoped group's event that its rules asked for; 0: drop it.
-// First by the paths the event carries: cheap, and enough for nearly every
-// event. Only when no rule covers them is the object placed (a second look
-// that costs system calls): an event reached through another mount (a bind
-// mount of the tree, a container's view) is judged where its object is, and
-// then carries the watched tree's path. A permission event that cannot be
-// placed at all (deeper than PATH_MAX, a filesystem that has no file
-// handles) goes to JavaScript: only a proven outsider is allowed here. A
-// notification event that cannot be placed is dropped: nothing is decided
-// on it, and a filesystem mark would otherwise flood JavaScript with them.
-uint64_t Reader::inScope(Event& ev, const Scope& scope, bool permission) {
-  const uint64_t mask = ev.raw.mask;
-  uint64_t asked = scopedEvents(scope, ev, mask);
-  if (asked != 0) return asked;
-
-  // A path that is the canonical one, under a rule's canonical path: report
-  // it under the rule's own path.
-  auto byCanonical = [&](bool has, std::string& path) {
-    if (!has) return;
-    std::string watched;
-    uint64_t bits = scope.coveredCanonical(path, mask, &watched);
-    if (bits != 0) path = std::move(watched);
-    asked |= bits;
-  };
-
-  if (ev.raw.fd < 0) {
-    // File-id events: their paths were resolved through the remembered
-    // mount, so they are canonical already.
-    if (scope.allCanonical()) return 0;
-    byCanonical(ev.hasPath, ev.path);
-    byCanonical(ev.hasOldPath, ev.oldPath);
-    byCanonical(ev.hasNewPath, ev.newPath);
-    return asked;
-  }
-
-  uint64_t walked = 0;
-  PathResolver::Location where =
-      paths_.locate(ev.raw.fd, ev.hasPath, [&](dev_t dev, ino_t ino) { walked |= scope.subtreeAt(dev, ino, mask); });
-  switch (where.kind) {
-    case PathResolver::Location::Kind::SeenPath:
-      if (!scope.allCanonical()) byCanonical(ev.hasPath, ev.path);
-      return asked;
-    case PathResolver::Location::Kind::Found:
-      byCanonical(true, where.path);
-      if (asked != 0) {
-        ev.hasPath = true;
-        ev.path = std::move(where.path);
-      }
-      return asked;
-    case PathResolver::Location::Kind::Walked:
-      // The whole filesystem may be a mount inside a watched tree.
-      if (walked == 0) walked = scope.covered(where.mountRoot, mask);
-      return walked;
-    case PathResolver::Location::Kind::Unknown:
-      break;
-  }
-  return permission ? (mask & scope.anyMask()) : 0;
+  enricher_.enrich(raws, EnrichGroup{index, group.fd, group.flags, group.permission, group.scope.get()}, batch);
 }
 
 void Reader::run() noexcept {
@@ -586,9 +273,8 @@ void Reader::failPass(std::vector<Event>& batch) noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& ev : batch) {
     if (ev.fd < 0 || ev.id != 0) continue;
-    if (ev.group >= 0 && static_cast<size_t>(ev.group) < groups_.size())
-      writeResponse(groups_[ev.group].fd, ev.fd, options_.defaultResponse);
-    ::close(ev.fd);
+    const bool known = ev.group >= 0 && static_cast<size_t>(ev.group) < groups_.size();
+    PendingTable::answerNow(known ? groups_[ev.group].fd : -1, ev.fd, options_.defaultResponse);
     ev.fd = -1;
   }
   batch.clear();
@@ -610,6 +296,63 @@ void Reader::reportFailure(int err, const std::string& message) noexcept {
   }
   cv_.notify_all();
   if (notify) notify();
+}
+
+// The reader thread's watch over permission groups in direct mode, after
+// each poll. `readable`: the direct groups its poll found readable; each
+// becomes JavaScript's to read for kDirectGrace (loop() leaves it out of
+// the poll until then, which would otherwise return at once, and sleeps at
+// most until graceUntil). When a grace ends the thread looks without
+// waiting:
+//   - readable, and JavaScript read nothing from it during the grace: it is
+//     stalled (or a synchronous Fanotify is not in readEvent()); this
+//     thread reads the group, so deadlines hold;
+//   - JavaScript read from it: it is busy and keeping up; another grace
+//     follows at once, so under load the thread looks once per kDirectGrace
+//     instead of waking for every event;
+//   - neither: back to polling it, with no timeout: an idle instance never
+//     wakes this thread.
+void Reader::checkDirectGroups(const std::vector<int>& readable, std::vector<uint8_t>& buf,
+                               std::vector<Event>& batch) {
+  std::vector<int> indices;
+  std::vector<pollfd> fds;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!direct_) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (int i : readable) {
+      groups_[i].graceUntil = now + kDirectGrace;
+      groups_[i].readsAtGrace = groups_[i].directReads;
+    }
+    for (size_t i = 0; i < groups_.size(); i++) {
+      const Group& g = groups_[i];
+      if (!g.directReadable() || g.graceUntil == std::chrono::steady_clock::time_point{} || g.graceUntil > now) continue;
+      indices.push_back(static_cast<int>(i));
+      fds.push_back(pollfd{g.fd, POLLIN, 0});
+    }
+  }
+  if (fds.empty()) return;
+  if (poll(fds.data(), fds.size(), 0) < 0)
+    for (auto& pfd : fds) pfd.revents = 0;
+  for (size_t k = 0; k < fds.size(); k++) {
+    Group group;
+    bool stalled;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Group& g = groups_[indices[k]];
+      const bool readNow = (fds[k].revents & POLLIN) != 0;
+      const bool jsRead = g.directReads != g.readsAtGrace;
+      stalled = readNow && !jsRead;
+      if (jsRead) {
+        g.graceUntil = std::chrono::steady_clock::now() + kDirectGrace;
+        g.readsAtGrace = g.directReads;
+      } else {
+        g.graceUntil = {};
+      }
+      group = g;
+    }
+    if (stalled) readGroup(indices[k], group, buf, batch);
+  }
 }
 
 void Reader::loop() {
@@ -674,7 +417,7 @@ void Reader::loop() {
     readableDirect.clear();
     if (n > 0) {
       {
-        // Scopes may have changed while poll slept: decorate with the
+        // Scopes may have changed while poll slept: enrich with the
         // current ones (indices are stable, groups are only appended).
         std::lock_guard<std::mutex> lock(mu_);
         groups = groups_;
@@ -714,7 +457,7 @@ void Reader::loop() {
       for (const auto& ev : batch)
         if (ev.fd >= 0 || ev.kind != Event::Kind::Normal) urgent = true;
       registerLocked(batch, now);
-      expireLocked(batch);
+      pending_.expire(batch);
       if (!batch.empty()) handOverPending_ = true;
       for (auto& ev : batch) queue_.push_back(std::move(ev));
       flushDone_ = flushSeen;
@@ -745,8 +488,7 @@ void Reader::close(std::vector<int>* later) {
   std::vector<Group> groups;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, p] : pending_) answerLocked(p, options_.defaultResponse);
-    pending_.clear();
+    pending_.answerAll();
     queue_.clear();  // permission fds in it were closed through pending_
     groups.swap(groups_);
     notify_ = nullptr;

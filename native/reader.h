@@ -1,21 +1,30 @@
 // The Reader owns an instance's fanotify groups and the one thread that reads
-// them. Both front ends (sync Fanotify and AsyncFanotify) sit on it, so the
-// permission-safety rules live here once:
-//   - own-process permission events are allowed before JavaScript sees them;
-//   - every permission event has a deadline kept by this thread;
+// them: it polls and reads the groups (reader.cc; what the JavaScript thread
+// calls to take events, and its direct reads of permission groups, in
+// reader_direct.cc, which calls into reader.cc only), hands each read to
+// the enrichment (enrich.h: paths, scope, allowSelf, rename undo), registers
+// the permission events that come out of it in its pending table
+// (pending.h: answers, fds, deadlines), and queues the result for the
+// consumer, waking it (take, setNotify). Both front ends (sync Fanotify and
+// AsyncFanotify) sit on it, so the permission-safety rules hold once:
+//   - own-process permission events are allowed before JavaScript sees them
+//     (Enricher);
+//   - every permission event has a deadline, kept by this thread (it polls
+//     with the table's next deadline as timeout);
 //   - an answer names an event id, never an fd number, so a second answer or
 //     one after close() is a no-op;
 //   - one owner per event fd: the kernel's fd of a permission event belongs
-//     to the pending table (pending_), the only code that answers and closes
-//     it, and its number never reaches JavaScript; JavaScript gets a
-//     descriptor of its own (dupFd), which this code never closes;
+//     to the pending table (PendingTable, pending.h), the only code that
+//     answers and closes it, and its number never reaches JavaScript;
+//     JavaScript gets a descriptor of its own (dupFd), which this code never
+//     closes;
 //   - close() answers everything pending, and what the kernel still holds
 //     unread, with defaultResponse, then closes every fd.
 //
 // Locking: one mutex (mu_) guards the queue, the pending permission table,
 // the group list and the flags below it. The thread holds it only to move a
-// decoded batch in and to expire deadlines; it reads, decodes and resolves
-// paths without it, so a slow readlink never blocks the JavaScript thread.
+// decoded batch in and to expire deadlines; it reads, decodes and enriches
+// (resolves paths) without it, so a slow readlink never blocks the JavaScript thread.
 //
 // Lifetime: the thread and the eventfd that wakes it (wakeFd_) start with
 // the first group; either failing fails that addGroup (nothing half-made
@@ -43,35 +52,15 @@
 #include <vector>
 
 #include "decoder.h"
+#include "enrich.h"
 #include "errors.h"
+#include "event.h"
 #include "paths.h"
+#include "pending.h"
 #include "process_info.h"
 #include "scope.h"
 
 namespace fan {
-
-struct Event {
-  enum class Kind : uint8_t {
-    Normal,    // a kernel event
-    Overflow,  // the kernel dropped events (FAN_Q_OVERFLOW)
-    Error,     // the reader could not read (EMFILE, ...); it keeps running
-    Warning,   // a permission event was answered by its deadline
-  };
-  Kind kind = Kind::Normal;
-  RawEvent raw;        // metadata and decoded records; raw.fd is not owned here
-  int group = -1;      // index of the group it came from
-  bool permissionGroup = false;
-  uint64_t id = 0;     // non-zero for permission events: the answer's key
-  int fd = -1;         // the kernel's fd, kept only for permission events: owned by the
-                       // pending table from registerLocked on, never handed to JavaScript
-  bool isDirectory = false;
-  bool hasPath = false, hasName = false, hasOldPath = false, hasNewPath = false;
-  std::string path, name, oldPath, newPath;
-  int err = 0;         // Error / Warning
-  std::string message;
-  bool hasProcess = false;
-  ProcessInfo process;
-};
 
 struct ReaderOptions {
   int permissionTimeoutMs = 10000;
@@ -180,22 +169,11 @@ class Reader {
     // In direct mode, JavaScript reads this group (see setDirectPermissions).
     bool directReadable() const { return permission && nonblocking; }
   };
-  struct Pending {
-    int groupFd;
-    int eventFd;
-    std::chrono::steady_clock::time_point deadline;
-    int32_t pid;
-    std::string path;
-  };
 
   // The thread: loop(), restarted after an exception (see failPass).
   void run() noexcept;
   void wake();
   void readGroup(int index, const Group& group, std::vector<uint8_t>& buf, std::vector<Event>& batch);
-  void decorate(RawEvent&& raw, int index, const Group& group, std::vector<Event>& batch);
-  bool finish(Event& ev, const Group& group);
-  uint64_t inScope(Event& ev, const Scope& scope, bool permission);
-  bool isOwnProcess(int32_t pid, const Group& group) const;
   void moveOutLocked(std::vector<Event>& out, size_t max);
   int pollTimeoutLocked(std::chrono::steady_clock::time_point now);
   bool handOverLocked(bool urgent, std::chrono::steady_clock::time_point now);
@@ -203,24 +181,21 @@ class Reader {
   Direct takeDirect(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt);
   void loop();
   void failPass(std::vector<Event>& batch) noexcept;
-  void expireLocked(std::vector<Event>& batch);
   void registerLocked(std::vector<Event>& batch, std::chrono::steady_clock::time_point now);
   void checkDirectGroups(const std::vector<int>& readable, std::vector<uint8_t>& buf, std::vector<Event>& batch);
-  void answerLocked(Pending& p, uint32_t response);
   void answerUnread(const std::vector<Group>& groups);
 
   ReaderOptions options_;
   PathResolver paths_;
+  Enricher enricher_;  // uses paths_
   int wakeFd_ = -1;  // made with the thread (addGroup), closed after join
   std::thread thread_;
-  pid_t self_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Group> groups_;
   std::deque<Event> queue_;
-  std::unordered_map<uint64_t, Pending> pending_;
-  uint64_t nextId_ = 1;
+  PendingTable pending_;  // guarded by mu_ (see pending.h)
   uint64_t flushRequested_ = 0, flushDone_ = 0;
   bool throttled_ = false;  // the thread left bounded groups unread: queue full
   // Waking the consumer thread costs more than reading a few events, so

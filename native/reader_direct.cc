@@ -1,16 +1,22 @@
-// Direct permission reads: the JavaScript thread reads permission groups
-// itself, which saves a hand-over through the reader thread on the path a
-// blocked process waits on. AsyncFanotify's loop reads them when a uv_poll
-// says readable (ReaderWrap::DeliverDirect); the synchronous Fanotify reads
-// them while it waits in take(). The reader thread stays the safety net: it
-// polls them too, and a group that becomes readable is JavaScript's for
-// kDirectGrace; if it is still readable then and JavaScript read nothing
-// from it meanwhile (a stalled loop, or a program not reading), the thread
-// reads it, so deadlines hold. Idle, nothing is readable and nothing wakes.
+// The JavaScript thread's side of the Reader: taking what the reader thread
+// queued (take, drain) and, in direct mode, reading permission groups
+// itself. It calls into reader.cc (readGroup, registerLocked: the same
+// enrichment and pending table as the thread's reads), never the reverse.
+//
+// Direct permission reads save a hand-over through the reader thread on the
+// path a blocked process waits on. AsyncFanotify's loop reads them when a
+// uv_poll says readable (ReaderWrap::DeliverDirect); the synchronous
+// Fanotify reads them while it waits in take(). The reader thread stays the
+// safety net (checkDirectGroups in reader.cc): it polls them too, and a
+// group that becomes readable is JavaScript's for kDirectGrace; if it is
+// still readable then and JavaScript read nothing from it meanwhile (a
+// stalled loop, or a program not reading), the thread reads it, so
+// deadlines hold. Idle, nothing is readable and nothing wakes.
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "reader.h"
@@ -19,9 +25,9 @@ namespace fan {
 
 namespace {
 
-// How long a readable permission group is left to the JavaScript thread in
-// direct mode before the reader thread reads it itself.
-constexpr auto kDirectGrace = std::chrono::milliseconds(20);
+// How long take(0) waits for the thread to finish one read pass. A pass is a
+// read and some readlinks, so this only bounds a pathological stall.
+constexpr auto kFlushLimit = std::chrono::seconds(5);
 // How often a take() that cannot watch its Interrupt fd (readable for
 // other work of the event loop) asks whether its environment is stopping.
 constexpr int kInterruptCheckMs = 100;
@@ -33,7 +39,7 @@ void Reader::setDirectPermissions(bool on) {
   if (direct_ == on) return;
   direct_ = on;
   // The thread's poll set and what it does with a readable permission
-  // group change (checkDirectGroups): make it start over.
+  // group change (checkDirectGroups, reader.cc): make it start over.
   for (auto& g : groups_) g.graceUntil = {};
   wake();
 }
@@ -74,14 +80,57 @@ void Reader::afterDirectDelivery() {
   std::lock_guard<std::mutex> lock(mu_);
   if (directIds_.empty()) return;
   auto earliest = std::chrono::steady_clock::time_point::max();
-  for (uint64_t id : directIds_) {
-    auto it = pending_.find(id);
-    if (it != pending_.end() && it->second.deadline < earliest) earliest = it->second.deadline;
-  }
+  for (uint64_t id : directIds_) earliest = std::min(earliest, pending_.deadlineOf(id));
   directIds_.clear();
   directActive_ = true;
   if (earliest < threadWakeAt_) {
     threadWakeAt_ = std::chrono::steady_clock::time_point::min();  // woken: until it looks again
+    wake();
+  }
+}
+
+bool Reader::take(std::vector<Event>& out, size_t max, int timeoutMs, const Interrupt* interrupt) {
+  switch (takeDirect(out, max, timeoutMs, interrupt)) {
+    case Direct::Done: return true;
+    case Direct::Interrupted: return false;
+    case Direct::NotDirect: break;
+  }
+  // Not in direct mode (the synchronous front end always is, so this wait
+  // is only the bounded one of timeoutMs == 0, or a timed one): interrupt
+  // is not needed here.
+  std::unique_lock<std::mutex> lock(mu_);
+  if (queue_.empty() && !stopping_ && thread_.joinable()) {
+    if (timeoutMs == 0) {
+      // "Nothing queued" must mean nothing in the kernel either: ask the
+      // thread for one read pass and wait for it.
+      uint64_t ticket = ++flushRequested_;
+      wake();
+      cv_.wait_for(lock, kFlushLimit, [&] { return flushDone_ >= ticket || stopping_; });
+    } else {
+      auto ready = [&] { return !queue_.empty() || stopping_; };
+      if (timeoutMs < 0)
+        cv_.wait(lock, ready);
+      else
+        cv_.wait_for(lock, std::chrono::milliseconds(timeoutMs), ready);
+    }
+  }
+  moveOutLocked(out, max);
+  return true;
+}
+
+void Reader::drain(std::vector<Event>& out, size_t max) {
+  std::lock_guard<std::mutex> lock(mu_);
+  moveOutLocked(out, max);
+}
+
+void Reader::moveOutLocked(std::vector<Event>& out, size_t max) {
+  out.reserve(out.size() + std::min(max - out.size(), queue_.size()));
+  while (!queue_.empty() && out.size() < max) {
+    out.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  if (throttled_ && queue_.size() < options_.queueLimit) {
+    throttled_ = false;
     wake();
   }
 }
@@ -154,63 +203,6 @@ Reader::Direct Reader::takeDirect(std::vector<Event>& out, size_t max, int timeo
     }
     if (timeoutMs == 0) return Direct::NotDirect;
     if (n < 0 || std::chrono::steady_clock::now() >= until) return Direct::Done;
-  }
-}
-
-// The reader thread's watch over permission groups in direct mode, after
-// each poll. `readable`: the direct groups its poll found readable; each
-// becomes JavaScript's to read for kDirectGrace (loop() leaves it out of
-// the poll until then, which would otherwise return at once, and sleeps at
-// most until graceUntil). When a grace ends the thread looks without
-// waiting:
-//   - readable, and JavaScript read nothing from it during the grace: it is
-//     stalled (or a synchronous Fanotify is not in readEvent()); this
-//     thread reads the group, so deadlines hold;
-//   - JavaScript read from it: it is busy and keeping up; another grace
-//     follows at once, so under load the thread looks once per kDirectGrace
-//     instead of waking for every event;
-//   - neither: back to polling it, with no timeout: an idle instance never
-//     wakes this thread.
-void Reader::checkDirectGroups(const std::vector<int>& readable, std::vector<uint8_t>& buf,
-                               std::vector<Event>& batch) {
-  std::vector<int> indices;
-  std::vector<pollfd> fds;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!direct_) return;
-    const auto now = std::chrono::steady_clock::now();
-    for (int i : readable) {
-      groups_[i].graceUntil = now + kDirectGrace;
-      groups_[i].readsAtGrace = groups_[i].directReads;
-    }
-    for (size_t i = 0; i < groups_.size(); i++) {
-      const Group& g = groups_[i];
-      if (!g.directReadable() || g.graceUntil == std::chrono::steady_clock::time_point{} || g.graceUntil > now) continue;
-      indices.push_back(static_cast<int>(i));
-      fds.push_back(pollfd{g.fd, POLLIN, 0});
-    }
-  }
-  if (fds.empty()) return;
-  if (poll(fds.data(), fds.size(), 0) < 0)
-    for (auto& pfd : fds) pfd.revents = 0;
-  for (size_t k = 0; k < fds.size(); k++) {
-    Group group;
-    bool stalled;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      Group& g = groups_[indices[k]];
-      const bool readNow = (fds[k].revents & POLLIN) != 0;
-      const bool jsRead = g.directReads != g.readsAtGrace;
-      stalled = readNow && !jsRead;
-      if (jsRead) {
-        g.graceUntil = std::chrono::steady_clock::now() + kDirectGrace;
-        g.readsAtGrace = g.directReads;
-      } else {
-        g.graceUntil = {};
-      }
-      group = g;
-    }
-    if (stalled) readGroup(indices[k], group, buf, batch);
   }
 }
 
