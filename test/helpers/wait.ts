@@ -38,9 +38,10 @@ function proc(pid: number, file: string): string {
  * Spins, keeping this thread busy (no event loop turn, no read), until `pid`
  * waits in the kernel for a fanotify permission answer: its wait channel
  * names fanotify, or, on kernels that show no wait channel (Debian's cloud
- * kernels print 0), it sleeps inside openat for a few looks in a row.
+ * kernels print 0), it sleeps inside openat for a few looks in a row. The
+ * 15 s limit allows for a node child starting in an emulated machine.
  */
-export function spinUntilWaitingForAnswer(pid: number, ms = 5000): void {
+export function spinUntilWaitingForAnswer(pid: number, ms = 15000): void {
   const deadline = Date.now() + ms;
   let wchan = '';
   let sleepingInOpen = 0;
