@@ -85,7 +85,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     // The native callback comes with no async context of its own.
     this.#core.startAsync((batch) => this.#context.runInAsyncScope(this.#receive, this, batch));
     // No watch yet: do not hold the process open (see #updateRef).
-    this.#core.native.setRef(false);
+    this.#core.setRef(false);
     if (signal) {
       this.#signal = signal;
       if (signal.aborted) void this.close();
@@ -395,7 +395,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     const on = !this.#paused && (this.#delivering ? !full : roomAgain);
     if (on !== this.#delivering) {
       this.#delivering = on;
-      this.#core.native.setDelivery(on);
+      this.#core.setDelivery(on);
     }
   }
 
@@ -404,7 +404,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     const on = this.#wantRef && this.#core.watching;
     if (on !== this.#refed) {
       this.#refed = on;
-      this.#core.native.setRef(on);
+      this.#core.setRef(on);
     }
   }
 }

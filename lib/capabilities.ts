@@ -87,7 +87,8 @@ function markKnown(group: number, flags: number, mask: number): boolean {
     native().fanotifyMark(group, flags, mask, FAN.AT_FDCWD, '/');
     return true;
   } catch (err) {
-    return (err as { code?: string }).code !== 'EINVAL';
+    // The addon's errors carry the negative errno (lib/errors.ts names it).
+    return (err as { errno?: number }).errno !== -os.constants.errno.EINVAL;
   }
 }
 

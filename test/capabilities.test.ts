@@ -10,12 +10,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { capabilities, lowLevel } from '../lib';
 import { runChild } from './helpers/child';
+import { readableDist } from './helpers/dist';
 import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountExt4, mountTmpfs, type Scratch } from './helpers/scratch';
 
 const DOCUMENTED_BOOLEANS = ['privileged', 'fid', 'dfidName', 'rename', 'pidfd', 'filesystemMarks', 'permission', 'preContent', 'denyErrno', 'mntns', 'markIgnore', 'evictable', 'fdError', 'unprivileged'] as const;
-const DIST = path.resolve(__dirname, '..', 'dist');
 
 /** fanotify_init accepts these flags here and now (the group is closed at once). */
 function initWorks(flags: number): boolean {
@@ -132,8 +132,9 @@ describeRoot('capabilities() as root: each entry is what a real attempt does', (
   test('unprivileged: nobody can watch a directory of its own exactly when capabilities() says so', async () => {
     const own = ext4.freshDir();
     fs.chownSync(own, 65534, 65534);
+    const dist = readableDist();
     const code = `
-      const l = require(${JSON.stringify(path.join(DIST, 'low-level.js'))});
+      const l = require(${JSON.stringify(path.join(dist, 'low-level.js'))});
       let ok = false, error;
       try {
         const g = l.fanotifyInit(l.FAN_REPORT_FID | l.FAN_CLOEXEC, 0);
@@ -141,7 +142,7 @@ describeRoot('capabilities() as root: each entry is what a real attempt does', (
         l.close(g);
         ok = true;
       } catch (e) { error = e.code; }
-      console.log(JSON.stringify({ ok, error, caps: require(${JSON.stringify(DIST)}).capabilities() }));`;
+      console.log(JSON.stringify({ ok, error, caps: require(${JSON.stringify(dist)}).capabilities() }));`;
     const r = await withTimeout(
       runChild('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', code, own], 30000, { cwd: '/' }),
       35000,

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AsyncFanotify, Fanotify, FanotifyEvent, FanotifyFlags, MaskFlags, lowLevel as ll } from '../lib';
 import { reapAll, runChild } from './helpers/child';
-import { ensureDist } from './helpers/dist';
+import { ensureDist, readableDist } from './helpers/dist';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { thrown } from './helpers/errors';
@@ -349,7 +349,7 @@ describeRoot('encoding: paths and names as the kernel gives them', () => {
     fs.chmodSync(path.join(dir, 'ok'), 0o777);
     const code = `
       const fs = require('fs');
-      const { Fanotify, MaskFlags } = require(${JSON.stringify(path.resolve(__dirname, '..', 'dist'))});
+      const { Fanotify, MaskFlags } = require(${JSON.stringify(readableDist())});
       const dir = process.argv[1];
       const bad = Buffer.from([${[...BAD_NAME].join(',')}]);
       const fan = new Fanotify({ encoding: 'buffer' });

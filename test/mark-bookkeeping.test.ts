@@ -11,14 +11,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Fanotify, MaskFlags } from '../lib';
 import { runChild, reapAll } from './helpers/child';
-import { ensureDist } from './helpers/dist';
+import { ensureDist, readableDist } from './helpers/dist';
 import { brief, collectFor, waitForMatch, withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 
 const QUIET_MS = 300;
 const NOBODY = 65534;
-const DIST = path.resolve(__dirname, '..', 'dist');
 
 describeRoot('marks bookkeeping: per group and target, with the bits each watch asked for', () => {
   let scratch: Scratch;
@@ -152,10 +151,11 @@ describeRoot('marks bookkeeping: per group and target, with the bits each watch 
 
     /** Runs `body` as nobody with a Fanotify `fan` and `tree`; it sets `out`, printed as JSON. */
     async function asNobody(body: string): Promise<Record<string, unknown>> {
+      const dist = readableDist();
       const code = `
         const fs = require('fs');
         const path = require('path');
-        const { Fanotify, MaskFlags } = require(${JSON.stringify(DIST)});
+        const { Fanotify, MaskFlags } = require(${JSON.stringify(dist)});
         const tree = process.argv[1];
         const out = {};
         function readFor(fan, ms) {
@@ -195,26 +195,26 @@ describeRoot('marks bookkeeping: per group and target, with the bits each watch 
       // White-box: the child reaches the engine (dist/core) to count targets.
       const out = await asNobody(`
         fan.close();
-        const { Core } = require(${JSON.stringify(path.join(DIST, 'core'))});
-        const { readOptions } = require(${JSON.stringify(path.join(DIST, 'options'))});
+        const { Core } = require(${JSON.stringify(path.join(readableDist(), 'core'))});
+        const { readOptions } = require(${JSON.stringify(path.join(readableDist(), 'options'))});
         const core = new Core(readOptions({}));
         const churn = path.join(tree, 'churn');
         fs.mkdirSync(churn);
         core.addWatch(churn, MaskFlags.CLOSE_WRITE, { recursive: true });
-        const record = [...core.marks.values()][0];
+        const record = [...core.marks.records.values()][0];
         for (let i = 0; i < 3000; i++) {
           const dir = path.join(churn, 'd' + i);
           fs.mkdirSync(dir);
-          core.convert(core.native.take(1000, 1000)); // follows the new directory: one more target
+          core.convert(core.take(1000, 1000)); // follows the new directory: one more target
           fs.rmdirSync(dir);
         }
         out.targets = record.targets.size;
         out.placements = record.placements.size;
-        out.objects = core.objects.size;
+        out.objects = core.marks.objects.size;
         fs.mkdirSync(path.join(churn, 'last'));
-        core.convert(core.native.take(1000, 1000));
+        core.convert(core.take(1000, 1000));
         fs.writeFileSync(path.join(churn, 'last', 'f.txt'), '');
-        out.events = core.convert(core.native.take(1000, 1000)).map((d) => [d.event.types().join('|'), d.event.path]);
+        out.events = core.convert(core.take(1000, 1000)).map((d) => [d.event.types().join('|'), d.event.path]);
         core.close();
       `);
       expect(out.error).toBeUndefined();

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { reapAll, runChild, startNode, type ChildResult } from './helpers/child';
-import { ensureDist } from './helpers/dist';
+import { ensureDist, readableDist } from './helpers/dist';
 import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
@@ -321,7 +321,7 @@ describeRoot('the native reader lifecycle (fresh child processes)', () => {
       const dir = scratch.freshDir();
       fs.chmodSync(dir, 0o777);
       const r = await withTimeout(
-        runChild('setpriv', [`--reuid=${LONE_UID}`, `--regid=${LONE_UID}`, '--clear-groups', process.execPath, '-e', NO_THREADS, DIST, dir], 20000, { cwd: '/' }),
+        runChild('setpriv', [`--reuid=${LONE_UID}`, `--regid=${LONE_UID}`, '--clear-groups', process.execPath, '-e', NO_THREADS, readableDist(), dir], 20000, { cwd: '/' }),
         25000,
         'the child without threads',
       );

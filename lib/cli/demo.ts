@@ -199,7 +199,11 @@ async function waitFor(done: () => boolean, ms: number): Promise<void> {
 
 function table(rows: Row[], dir: string, childPid: number): string {
   const rel = (p: string | null) => (p === null ? '-' : p === dir ? '.' : p.startsWith(dir + '/') ? p.slice(dir.length + 1) : p);
-  const lines = [`  ${'#'.padStart(3)}  ${'+ms'.padStart(5)}  ${'event'.padEnd(22)}  ${'path'.padEnd(28)}  ${'pid'.padStart(7)}  process`];
+  const typesOf = (event: FanotifyEvent) => (event.isOverflow() ? 'OVERFLOW' : event.types().join('|'));
+  // The kernel merges a step's events (MODIFY|ATTRIB|CLOSE_WRITE): the event
+  // column is as wide as its longest entry, never cut.
+  const typeWidth = Math.max(22, ...rows.map(({ event }) => typesOf(event).length));
+  const lines = [`  ${'#'.padStart(3)}  ${'+ms'.padStart(5)}  ${'event'.padEnd(typeWidth)}  ${'path'.padEnd(28)}  ${'pid'.padStart(7)}  process`];
   rows.forEach(({ at, event }, i) => {
     const where =
       event.oldPath !== null && event.newPath !== null && event.oldPath !== event.newPath
@@ -209,8 +213,7 @@ function table(rows: Row[], dir: string, childPid: number): string {
           : (event.name ?? '-');
     const who =
       event.pid === process.pid ? 'this demo' : event.pid === childPid ? `${event.process?.comm ?? '?'} (the child)` : (event.process?.comm ?? '?');
-    const types = event.isOverflow() ? 'OVERFLOW' : event.types().join('|');
-    lines.push(`  ${String(i + 1).padStart(3)}  ${String(at).padStart(5)}  ${fit(types, 22)}  ${fit(where, 28)}  ${String(event.pid).padStart(7)}  ${who}`);
+    lines.push(`  ${String(i + 1).padStart(3)}  ${String(at).padStart(5)}  ${typesOf(event).padEnd(typeWidth)}  ${fit(where, 28)}  ${String(event.pid).padStart(7)}  ${who}`);
   });
   return lines.join('\n');
 }

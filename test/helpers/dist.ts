@@ -69,3 +69,19 @@ export function distForOthers(): DistForOthers {
     remove,
   };
 }
+
+let shared: DistForOthers | undefined;
+
+/**
+ * dist/ as a child running as another user (nobody) can load it, also from a
+ * checkout other users cannot enter: a world-readable copy of the built
+ * library and its addon, staged once per test file.
+ */
+export function readableDist(): string {
+  if (!shared) {
+    ensureDist();
+    shared = distForOthers();
+    shared.stage();
+  }
+  return shared.dist;
+}
