@@ -314,12 +314,22 @@ run_vm() {
     -append "console=$console panic=-1 quiet loglevel=3" \
     -drive "file=$image,format=raw,if=virtio" -snapshot \
     -nic none -serial stdio -monitor none </dev/null >"$out" 2>&1
-  local rc=$? line caps
+  local rc=$? line caps addon
   line=$(grep -a 'kernel-matrix: RESULT' "$out" | tail -1 | tr -d '\r')
   caps=$(grep -a 'kernel-matrix: CAPS' "$out" | tail -1 | tr -d '\r')
   [ -n "$caps" ] && echo "kernel-matrix: $series capabilities() ${caps#*CAPS }"
+  addon=$(grep -a 'kernel-matrix: ADDON' "$out" | tail -1 | tr -d '\r')
+  addon=${addon#*ADDON }
+  [ -n "$addon" ] && echo "kernel-matrix: $series addon ${addon}"
+  # The arm64 machine is there to prove the arm64 glibc prebuild: anything
+  # else loaded there is a failure.
+  local wrong=0
+  if [ "$(series_arch "$series")" = arm64 ] && [ "$addon" != /pkg/prebuilds/linux-arm64/node.napi.glibc.node ]; then
+    log "$series: the addon loaded was not prebuilds/linux-arm64/node.napi.glibc.node"
+    wrong=1
+  fi
   if [[ $line =~ passed=([0-9]+)\ failed=([0-9]+)\ skipped=([0-9]+) ]]; then
-    record "$series ($(cat "$dir/release"))" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}" $((SECONDS - start))
+    record "$series ($(cat "$dir/release"))" "${BASH_REMATCH[1]}" $((BASH_REMATCH[2] + wrong)) "${BASH_REMATCH[3]}" $((SECONDS - start))
   else
     log "$series: no result line (qemu exit $rc); last console lines:"
     tail -20 "$out" >&2

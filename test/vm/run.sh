@@ -25,6 +25,9 @@ node -e '
   const failed = (r.numFailedTests ?? 0) + (r.numRuntimeErrorTestSuites ?? 0) + (r.numTotalTests === undefined ? 1 : 0);
   const caps = (() => { try { return JSON.stringify(require("/pkg/dist").capabilities()); } catch (e) { return JSON.stringify(String(e)); } })();
   console.log(`kernel-matrix: CAPS ${caps}`);
+  // The addon node-gyp-build loads here (the arm64 run must load the prebuild).
+  const addon = (() => { try { return require("/pkg/node_modules/node-gyp-build").resolve("/pkg"); } catch (e) { return String(e); } })();
+  console.log(`kernel-matrix: ADDON ${addon}`);
   console.log(`kernel-matrix: RESULT passed=${r.numPassedTests ?? 0} failed=${failed} skipped=${(r.numPendingTests ?? 0) + (r.numTodoTests ?? 0)} seconds=${process.argv[1]}`);
 ' $(( $(date +%s) - start ))
 sync
