@@ -38,7 +38,8 @@ function proc(pid: number, file: string): string {
  * Spins, keeping this thread busy (no event loop turn, no read), until `pid`
  * waits in the kernel for a fanotify permission answer: its wait channel
  * names fanotify, or, on kernels that show no wait channel (Debian's cloud
- * kernels print 0), it sleeps inside openat for a few looks in a row. The
+ * kernels print 0), it sleeps inside openat for 3 looks in a row (quickly: a
+ * reader thread takes an unread event over after 20 ms). The
  * 15 s limit allows for a node child starting in an emulated machine.
  */
 export function spinUntilWaitingForAnswer(pid: number, ms = 15000): void {
@@ -50,9 +51,10 @@ export function spinUntilWaitingForAnswer(pid: number, ms = 15000): void {
     if (/fanotify/.test(wchan)) return;
     const stat = proc(pid, 'stat');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    const inOpen = state === 'S' && Number(proc(pid, 'syscall').split(' ')[0]) === OPENAT;
+    // A killable wait (fanotify's) shows as D, an interruptible one as S.
+    const inOpen = (state === 'S' || state === 'D') && Number(proc(pid, 'syscall').split(' ')[0]) === OPENAT;
     sleepingInOpen = inOpen ? sleepingInOpen + 1 : 0;
-    if (sleepingInOpen >= 50) return;
+    if (sleepingInOpen >= 3) return;
   }
   throw new Error(`pid ${pid} did not start waiting for a fanotify answer within ${ms} ms (wchan: ${wchan})`);
 }
