@@ -17,6 +17,27 @@ namespace fan {
 
 namespace {
 
+// Linux 5.8's mount id in a statx result. musl's struct statx has the
+// kernel's 256-byte layout but names no stx_mnt_id (nor STATX_MNT_ID), so it
+// is read at its place in that layout, a stable kernel ABI.
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
+constexpr size_t kStatxMountIdOffset = 144;
+static_assert(sizeof(struct statx) >= kStatxMountIdOffset + sizeof(uint64_t), "struct statx is the kernel's layout");
+
+// statx(2) through syscall(): musl has the wrapper only from 1.2.5 (Alpine
+// 3.20); older musl fails to load an addon that names it.
+int statxCall(int dirfd, const char* path, int flags, unsigned mask, struct statx* sx) {
+  return static_cast<int>(syscall(SYS_statx, dirfd, path, flags, mask, sx));
+}
+
+uint64_t statxMountId(const struct statx& sx) {
+  uint64_t id;
+  std::memcpy(&id, reinterpret_cast<const unsigned char*>(&sx) + kStatxMountIdOffset, sizeof id);
+  return id;
+}
+
 #ifndef AT_HANDLE_FID
 #define AT_HANDLE_FID 0x200  // Linux 6.5: a handle for identification only
 #endif
@@ -111,7 +132,7 @@ PathResolver::MountFd PathResolver::openMount(const std::string& path, dev_t dev
   close(tree);
   MountFd mount{fd, root, dev, 0};
   struct statx sx;
-  if (statx(AT_FDCWD, root.c_str(), 0, STATX_MNT_ID, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID)) mount.mountId = sx.stx_mnt_id;
+  if (statxCall(AT_FDCWD, root.c_str(), 0, STATX_MNT_ID, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID)) mount.mountId = statxMountId(sx);
   return mount;
 }
 
@@ -286,7 +307,7 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
 PathResolver::Location PathResolver::locate(int fd, bool seenPath, const std::function<void(dev_t, ino_t)>& ancestor) {
   Location where;
   struct statx sx;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_MNT_ID, &sx) != 0) return where;
+  if (statxCall(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_MNT_ID, &sx) != 0) return where;
   const dev_t dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
   int mountFd = -1;
   uint64_t mountId = 0;
@@ -301,7 +322,7 @@ PathResolver::Location PathResolver::locate(int fd, bool seenPath, const std::fu
     }
   }
   if (mountFd < 0) return where;
-  if (seenPath && mountId != 0 && (sx.stx_mask & STATX_MNT_ID) && sx.stx_mnt_id == mountId) {
+  if (seenPath && mountId != 0 && (sx.stx_mask & STATX_MNT_ID) && statxMountId(sx) == mountId) {
     where.kind = Location::Kind::SeenPath;
     return where;
   }
