@@ -211,10 +211,15 @@ describeRoot('marks bookkeeping: per group and target, with the bits each watch 
         out.targets = record.targets.size;
         out.placements = record.placements.size;
         out.objects = core.marks.objects.size;
-        fs.mkdirSync(path.join(churn, 'last'));
-        core.convert(core.take(1000, 1000));
-        fs.writeFileSync(path.join(churn, 'last', 'f.txt'), '');
-        out.events = core.convert(core.take(1000, 1000)).map((d) => [d.event.types().join('|'), d.event.path]);
+        const last = path.join(churn, 'last');
+        fs.mkdirSync(last);
+        // Until 'last' is followed (a read may still hold the churn's events).
+        for (const until = Date.now() + 5000; !record.targets.has(last) && Date.now() < until; ) core.convert(core.take(1000, 100));
+        fs.writeFileSync(path.join(last, 'f.txt'), '');
+        out.events = [];
+        for (const until = Date.now() + 5000; out.events.length === 0 && Date.now() < until; ) {
+          out.events.push(...core.convert(core.take(1000, 100)).map((d) => [d.event.types().join('|'), d.event.path]));
+        }
         core.close();
       `);
       expect(out.error).toBeUndefined();

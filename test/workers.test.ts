@@ -27,6 +27,9 @@ try { fs.readFileSync(process.argv[1]); console.log('ok'); }
 catch (e) { console.log(e.code || String(e)); }
 `;
 
+/** READ_FILE after 300 ms: the open comes while the test's thread is already blocked. */
+const READ_FILE_LATER = `setTimeout(() => {${READ_FILE}}, 300);`;
+
 /**
  * A worker that guards workerData.file with OPEN_PERM and never answers;
  * it reports each event, and exits by itself after `exitAfter` events if set.
@@ -241,8 +244,9 @@ describeRoot('AsyncFanotify in worker threads', () => {
     const file = guardedFile();
     const w = startWorker(WATCHING_WORKER, { dir, file, answer: 'deny' });
     await w.ready();
-    const child = startNode(READ_FILE, [file], 30000);
-    // Let the child start, then block this thread for 1.5 s.
+    // The child opens 300 ms after it starts (a node child can start in
+    // under 30 ms): by then this thread is blocked, for 1.5 s.
+    const child = startNode(READ_FILE_LATER, [file], 30000);
     await sleep(30);
     const blockedFrom = Date.now();
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
