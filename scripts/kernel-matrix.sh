@@ -238,6 +238,8 @@ build_rootfs_arm64() {
   done
   local addon
   while IFS= read -r addon; do
+    # musl builds need musl's libc.so, which this glibc test root has no use for.
+    case $addon in *.musl.node) continue ;; esac
     readelf -h "$addon" 2>/dev/null | grep -q AArch64 && { copy_arm64_libs "$stage" "$addon" || return 1; }
   done < <(find "$stage/pkg" -name '*.node' -type f)
   printf '%s\n' "${arm64_test_files[@]}" >"$stage/pkg/test/vm/files"
