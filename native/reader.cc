@@ -245,12 +245,10 @@ void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf,
     if (errno == EAGAIN || errno == EINTR) return;
     // EMFILE/ENFILE: the kernel could not open the event's fd; it dropped the
     // event (and denied it, for a permission event). Report, keep reading.
-    Event error;
-    error.kind = Event::Kind::Error;
-    error.err = errno;
+    const int err = errno;
+    Event error = Event::error(err, std::string("read: ") + std::strerror(err));
     error.group = index;
     error.permissionGroup = group.permission;
-    error.message = std::string("read: ") + std::strerror(errno);
     batch.push_back(std::move(error));
     return;
   }
@@ -295,10 +293,7 @@ void Reader::failPass(std::vector<Event>& batch) noexcept {
 void Reader::reportFailure(int err, const std::string& message) noexcept {
   std::function<void()> notify;
   try {
-    Event error;
-    error.kind = Event::Kind::Error;
-    error.err = err;
-    error.message = message;
+    Event error = Event::error(err, message);
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     queue_.push_back(std::move(error));
