@@ -13,9 +13,13 @@
         "native/pending.cc",
         "native/process_info.cc",
         "native/reader.cc",
-        "native/reader_direct.cc",
+        "native/reader_consumer.cc",
         "native/reader_wrap.cc",
-        "native/scope.cc"
+        "native/scope.cc",
+        "native/wrap_close.cc",
+        "native/wrap_delivery.cc",
+        "native/wrap_lifetime.cc",
+        "native/wrap_options.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -3,11 +3,11 @@ import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import { Core, type Delivery } from './core';
 import type { NativeBatch } from './native';
-import { FanotifyError, invalidArgument } from './errors';
+import { FanotifyError } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions } from './options';
 import type { AllowOptions, DenyOptions, Encoding, FanotifyOptions, PathOf, Response, WatchOptions } from './types';
-import { answerFor, checkInteger, checkOptions, checkSignal } from './validate';
+import { answerFor, checkInteger, checkOptions, checkRespondArgs, checkSignal } from './validate';
 
 export interface AsyncFanotifyOptions<E extends Encoding = 'utf8'> extends FanotifyOptions<E> {
   /** Closes the instance when aborted. */
@@ -271,7 +271,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
 
   /** Answers with audit, errno and cache options (see Response). */
   respond(event: FanotifyEvent<PathOf<E>>, response: Response): void {
-    if (arguments.length > 2) throw invalidArgument(`respond() takes an event and a response, got ${arguments.length} arguments`);
+    checkRespondArgs(arguments.length);
     this.#core.respond(event, response);
   }
 

@@ -4,7 +4,7 @@ import { invalidArgument } from './errors';
 import { FanotifyEvent } from './event';
 import { readOptions, checkBufferSize } from './options';
 import type { AllowOptions, DenyOptions, Encoding, FanotifyOptions, PathOf, Response, WatchOptions } from './types';
-import { answerFor, checkBits, checkInteger, checkOptions } from './validate';
+import { answerFor, checkBits, checkInteger, checkOptions, checkRespondArgs } from './validate';
 
 /** Options for one synchronous read. */
 export interface ReadOptions {
@@ -101,7 +101,7 @@ export class Fanotify<E extends Encoding = 'utf8'> implements Disposable {
 
   /** Answers with audit, errno and cache options (see Response). */
   respond(event: FanotifyEvent<PathOf<E>>, response: Response): void {
-    if (arguments.length > 2) throw invalidArgument(`respond() takes an event and a response, got ${arguments.length} arguments`);
+    checkRespondArgs(arguments.length);
     this.#core.respond(event, response);
   }
 

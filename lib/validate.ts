@@ -78,6 +78,14 @@ export function checkOneOf<T extends string>(value: unknown, what: string, allow
 }
 
 /**
+ * respond(event, response) of both front ends: an extra argument is an
+ * error rather than ignored. `count` is the call's arguments.length.
+ */
+export function checkRespondArgs(count: number): void {
+  if (count > 2) throw invalidArgument(`respond() takes an event and a response, got ${count} arguments`);
+}
+
+/**
  * An AbortSignal, checked by its shape as Node does (an `instanceof` test
  * would reject signals of another realm, such as a vm context, or of
  * another copy of the class).

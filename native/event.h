@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "decoder.h"
 #include "process_info.h"
@@ -33,6 +34,15 @@ struct Event {
   std::string message;
   bool hasProcess = false;
   ProcessInfo process;
+
+  // A report of the reader's own: it could not read or deliver (Kind::Error).
+  static Event error(int err, std::string message) {
+    Event ev;
+    ev.kind = Kind::Error;
+    ev.err = err;
+    ev.message = std::move(message);
+    return ev;
+  }
 };
 
 }  // namespace fan

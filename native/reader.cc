@@ -3,7 +3,19 @@
 // consumer, the safety net over direct permission groups), reading a group
 // into enriched Events (readGroup) and registering their permission events
 // (registerLocked), and close(). The JavaScript thread's side (take, drain,
-// direct reads) is reader_direct.cc, which calls into this file only.
+// direct reads) is reader_consumer.cc, which calls into this file only.
+//
+// Locking: the Reader's one mutex (mu_, see reader.h) guards the queue, the
+// pending table, the group list and the flags. The thread takes it to
+// compute its poll timeout and expire deadlines, to move a decoded batch in
+// (registerLocked, then the queue) and to hand over; it polls, reads,
+// decodes and enriches without it, so a slow readlink never blocks the
+// JavaScript thread. Calls from the JavaScript thread (addGroup, mark,
+// respond, dupFd, close) take it for their own step only. Functions named
+// ...Locked expect the caller to hold it. The consumer is signalled (notify_,
+// takerFd_, both copied under mu_) after the lock is released. The path
+// resolver (paths.h) locks for itself and is only called without mu_ held,
+// so the two locks are never nested.
 #include "reader.h"
 
 #include <fcntl.h>
@@ -233,12 +245,10 @@ void Reader::readGroup(int index, const Group& group, std::vector<uint8_t>& buf,
     if (errno == EAGAIN || errno == EINTR) return;
     // EMFILE/ENFILE: the kernel could not open the event's fd; it dropped the
     // event (and denied it, for a permission event). Report, keep reading.
-    Event error;
-    error.kind = Event::Kind::Error;
-    error.err = errno;
+    const int err = errno;
+    Event error = Event::error(err, std::string("read: ") + std::strerror(err));
     error.group = index;
     error.permissionGroup = group.permission;
-    error.message = std::string("read: ") + std::strerror(errno);
     batch.push_back(std::move(error));
     return;
   }
@@ -283,10 +293,7 @@ void Reader::failPass(std::vector<Event>& batch) noexcept {
 void Reader::reportFailure(int err, const std::string& message) noexcept {
   std::function<void()> notify;
   try {
-    Event error;
-    error.kind = Event::Kind::Error;
-    error.err = err;
-    error.message = message;
+    Event error = Event::error(err, message);
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     queue_.push_back(std::move(error));

@@ -1,7 +1,7 @@
 // The Reader owns an instance's fanotify groups and the one thread that reads
 // them: it polls and reads the groups (reader.cc; what the JavaScript thread
 // calls to take events, and its direct reads of permission groups, in
-// reader_direct.cc, which calls into reader.cc only), hands each read to
+// reader_consumer.cc, which calls into reader.cc only), hands each read to
 // the enrichment (enrich.h: paths, scope, allowSelf, rename undo), registers
 // the permission events that come out of it in its pending table
 // (pending.h: answers, fds, deadlines), and queues the result for the
@@ -120,7 +120,7 @@ class Reader {
   // it to uv_async_send. Set before the first group, cleared in close().
   void setNotify(std::function<void()> notify);
 
-  // Direct permission reads (reader_direct.cc): the JavaScript thread reads
+  // Direct permission reads (reader_consumer.cc): the JavaScript thread reads
   // permission groups itself, AsyncFanotify as soon as they are readable,
   // Fanotify while it waits in take(). That saves the hand-over through this
   // thread on the path a blocked process waits on. This thread still polls

@@ -1,22 +1,14 @@
 // The JavaScript face of a Reader: an ObjectWrap plus, for AsyncFanotify, a
 // uv_async_t on the environment's own loop (so it works in worker threads).
-//
-// Lifetime: the Reader is shut down by whichever comes first of close() from
-// JavaScript, garbage collection of the wrapper, or the environment's
-// teardown (worker exit, process teardown). Shutdown stops and joins the
-// reader thread before the uv handles are closed, so the thread can never
-// send to a handle that is gone.
-//
-// The uv handles' close callbacks are code of this addon that libuv runs on
-// a later turn of the loop. A worker that alone loaded the addon has it
-// unloaded right after its environment's cleanup hooks; a close callback
-// left for the loop's last run would then jump into unmapped memory. So
-// teardown goes through an async cleanup hook (napi_add_async_cleanup_hook):
-// it shuts the wrap down, and Node keeps running the loop until the hook is
-// removed, which the last close callback does. The hook and the count of
-// open handles live in a Teardown block of their own, since handles closed
-// by GC or close() may outlive the wrap; the block goes when both the wrap
-// and the hook are gone. All of it runs on the environment's own thread.
+// Its code is split by what each part owns, and calls the Reader, never
+// the reverse (the Reader only runs the notifier set with setNotify):
+//   reader_wrap.cc    the class as JavaScript sees it (Init, Guarded, the
+//                     constructor) and the methods that pass calls on;
+//   wrap_options.cc   JavaScript's arguments into native types;
+//   wrap_delivery.cc  uv_async / uv_poll delivery of batches to JavaScript;
+//   wrap_close.cc     close() and closeAsync() with its closing thread;
+//   wrap_lifetime.cc  teardown: the environment's cleanup hook, uv handle
+//                     closing, Shutdown (see wrap_lifetime.h).
 //
 // Every Node-API entry runs through Guarded: no C++ exception reaches
 // std::terminate; each becomes an error lib/errors.ts turns into a
@@ -58,7 +50,7 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   template <Napi::Value (ReaderWrap::*Method)(const Napi::CallbackInfo&)>
   Napi::Value Guarded(const Napi::CallbackInfo& info);
 
-  struct Teardown;
+  struct Teardown;  // wrap_lifetime.h
   static void OnAsync(uv_async_t* handle);
   static void OnPermissionReadable(uv_poll_t* handle, int status, int events);
   void PollPermissionGroups();
@@ -83,7 +75,7 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   bool delivering_ = true;  // false while the JavaScript side is paused
   bool buffers_ = false;    // paths and names as Buffers (encoding: 'buffer')
   bool failureReported_ = false;  // one report per run of failed deliveries
-  Teardown* teardown_ = nullptr;  // see the comment at the top
+  Teardown* teardown_ = nullptr;  // see wrap_lifetime.h
 };
 
 }  // namespace fan

@@ -71,13 +71,22 @@ function runtime() {
  * inherit LD_PRELOAD and hang under the runtime itself (holding the test's
  * stderr pipe open, so jest never exits): it starts this wrapper instead,
  * named llvm-symbolizer so the runtime treats it as one.
+ *
+ * The runtime starts it in the reporting process's working directory, and
+ * LeakSanitizer does so at the exit of every node process (node's own
+ * leaks must be symbolized to be suppressed). The wrapper moves to / before
+ * its shell starts (env -C): dash calls getcwd() at startup, and in a
+ * directory deeper than PATH_MAX glibc answers that by opening "..", "../.."
+ * and so on, so a child that exits inside a watched tree would have its
+ * symbolizer open directories of that tree, an access the test did not make
+ * (test/scope.test.ts's PATH_MAX tests saw it as an extra permission event).
  */
 function symbolizer() {
   const real = execFileSync('clang', ['-print-prog-name=llvm-symbolizer'], { encoding: 'utf8' }).trim();
   const dir = path.join(buildRoot, 'bin');
   fs.mkdirSync(dir, { recursive: true });
   const wrapper = path.join(dir, 'llvm-symbolizer');
-  fs.writeFileSync(wrapper, `#!/bin/sh\nunset LD_PRELOAD\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(wrapper, `#!/usr/bin/env -S -C / /bin/sh\nunset LD_PRELOAD\nexec '${real}' "$@"\n`, { mode: 0o755 });
   return wrapper;
 }
 

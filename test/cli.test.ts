@@ -11,7 +11,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkKernel, globMatcher, parseEvents, EXIT } from '../lib/cli/common';
-import { MaskFlags } from '../lib';
+import { table } from '../lib/cli/demo';
+import { Fanotify, MaskFlags, type FanotifyEvent } from '../lib';
 import { reapAll, runChild, startChild, type RunningChild } from './helpers/child';
 import { ensureDist } from './helpers/dist';
 import { withTimeout } from './helpers/events';
@@ -299,6 +300,44 @@ describeRoot('the fanotify command', () => {
     expect(out).toMatch(/open #2 by pid \d+ \(the child\): denied: the child's open failed with EPERM/);
     expect(fs.readdirSync(tmp)).toEqual([]);
     expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toBe(mountsBefore);
+  });
+
+  test("demo's table: an event the kernel merged shows every type, and the columns after it stay aligned", () => {
+    const sub = scratch.file('demo-table');
+    fs.mkdirSync(sub);
+    const fan = new Fanotify();
+    try {
+      fan.addWatch(sub, MaskFlags.MODIFY | MaskFlags.ATTRIB | MaskFlags.CLOSE_WRITE);
+      // The kernel merges events of one object and process while they are
+      // unread. The reader reads the first write at once, then at most once
+      // per millisecond while events keep coming, so chmod, a second write
+      // and close usually become one MODIFY|ATTRIB|CLOSE_WRITE, as in the
+      // demo's steps; a try that a read split is repeated.
+      let events: FanotifyEvent[] = [];
+      let merged: FanotifyEvent | undefined;
+      for (let attempt = 0; attempt < 10 && !merged; attempt++) {
+        const file = path.join(sub, `notes-${attempt}.txt`);
+        const fd = fs.openSync(file, 'w');
+        fs.writeSync(fd, 'x');
+        fs.fchmodSync(fd, 0o600);
+        fs.writeSync(fd, 'y');
+        fs.closeSync(fd);
+        events = [];
+        const deadline = Date.now() + 5000;
+        while (!events.some((e) => e.path === file && e.types().includes('CLOSE_WRITE')) && Date.now() < deadline) events.push(...fan.readEvents({ timeout: 500 }));
+        merged = events.find((e) => e.path === file && e.types().length === 3);
+      }
+      expect(merged?.types().sort()).toEqual(['ATTRIB', 'CLOSE_WRITE', 'MODIFY']);
+      const types = merged!.types().join('|');
+      expect(types.length).toBeGreaterThan(22); // wider than the column's least width
+      const lines = table(events.map((event) => ({ at: 0, event })), sub, 0).split('\n');
+      const row = lines.find((line) => line.includes(` ${types} `));
+      expect(row).toBeDefined();
+      expect(row!.indexOf(path.basename(merged!.path!))).toBe(lines[0].indexOf('path'));
+      expect(row).toMatch(/ this demo$/);
+    } finally {
+      fan.close();
+    }
   });
 
   test('demo as a normal user, through `npx fanotify demo` in a fresh copy of the repository: no permission part, and why', async () => {

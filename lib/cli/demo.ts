@@ -44,7 +44,7 @@ for (let i = 0; i < 2; i++) {
 console.log(JSON.stringify(results));
 `;
 
-interface Row {
+export interface Row {
   at: number;
   event: FanotifyEvent;
 }
@@ -197,7 +197,8 @@ async function waitFor(done: () => boolean, ms: number): Promise<void> {
   while (!done() && Date.now() < deadline) await sleep(10);
 }
 
-function table(rows: Row[], dir: string, childPid: number): string {
+/** The table of what fanotify reported (exported for its test). */
+export function table(rows: Row[], dir: string, childPid: number): string {
   const rel = (p: string | null) => (p === null ? '-' : p === dir ? '.' : p.startsWith(dir + '/') ? p.slice(dir.length + 1) : p);
   const typesOf = (event: FanotifyEvent) => (event.isOverflow() ? 'OVERFLOW' : event.types().join('|'));
   // The kernel merges a step's events (MODIFY|ATTRIB|CLOSE_WRITE): the event

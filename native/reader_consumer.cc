@@ -1,7 +1,8 @@
-// The JavaScript thread's side of the Reader: taking what the reader thread
-// queued (take, drain) and, in direct mode, reading permission groups
-// itself. It calls into reader.cc (readGroup, registerLocked: the same
-// enrichment and pending table as the thread's reads), never the reverse.
+// The consumer's side of the Reader, what the JavaScript thread calls:
+// taking what the reader thread queued (take, drain) and, in direct mode,
+// reading permission groups itself. It calls into reader.cc (readGroup,
+// registerLocked: the same enrichment and pending table as the thread's
+// reads), never the reverse.
 //
 // Direct permission reads save a hand-over through the reader thread on the
 // path a blocked process waits on. AsyncFanotify's loop reads them when a
@@ -12,6 +13,16 @@
 // still readable then and JavaScript read nothing from it meanwhile (a
 // stalled loop, or a program not reading), the thread reads it, so
 // deadlines hold. Idle, nothing is readable and nothing wakes.
+//
+// Locking: every function here runs on the JavaScript thread and takes the
+// Reader's one mutex (mu_) only to look at or move shared state: the queue,
+// the group list, the pending table (registerLocked), the direct-mode
+// bookkeeping. It never holds mu_ across a blocking call: reads and path
+// resolution (readGroup) and poll() in takeDirect run unlocked, so the
+// reader thread is never kept from keeping deadlines. The one wait under
+// mu_ is take()'s condition variable, which releases it while it waits.
+// takerFd_ is made under mu_, where the thread copies it before it signals
+// it, and read without mu_, since only this thread reads it.
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
