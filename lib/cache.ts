@@ -38,6 +38,13 @@ export class DecisionCache {
   private readonly marks: Marks;
   /** By `${group}:${objectKey}`. */
   private readonly entries = new Map<string, Entry>();
+  /**
+   * Entries the kernel dropped (modified, evicted) stay here until size()
+   * looks; add() looks once the table reaches this, so it stays bounded by
+   * about twice what the kernel holds (amortised: one fdinfo read per
+   * doubling).
+   */
+  private pruneAt = PRUNE_MIN;
   /** Per group index: the permission bits its watches cover (see watchesChanged). */
   private covered: Map<number, number> | undefined;
 
@@ -93,6 +100,7 @@ export class DecisionCache {
     if (typeof result !== 'string') return false;
     const where = typeof path === 'string' ? path : path !== null && Buffer.isBuffer(path) ? path.toString('utf8') : null;
     this.entries.set(`${group}:${result}`, { group, path: where, bits, flags });
+    if (this.entries.size >= this.pruneAt) this.pruneAt = Math.max(PRUNE_MIN, 2 * this.size());
     return true;
   }
 
@@ -173,3 +181,4 @@ export class DecisionCache {
 }
 
 const EEXIST = 17;
+const PRUNE_MIN = 4096;
