@@ -138,7 +138,7 @@ export class DecisionCache {
    * Drops cache entries: those of the file at `path`, or every one (of the
    * given groups only, when `groups` is set). The kernel's mark is found by
    * the path the file had when cached; a file renamed since keeps its entry
-   * until it is modified or evicted (see README).
+   * (and is counted by size()) until it is modified or evicted (see README).
    */
   clear(path?: string, groups?: Set<number>): void {
     let only: string | undefined;
@@ -152,7 +152,9 @@ export class DecisionCache {
     for (const [key, entry] of [...this.entries]) {
       if (groups && !groups.has(entry.group)) continue;
       if (only !== undefined && key !== `${entry.group}:${only}`) continue;
-      this.entries.delete(key);
+      // An entry whose file cannot be found by its path any more (renamed,
+      // deleted while open) stays: cacheSize counts it while the kernel
+      // holds it, until the file is modified or evicted.
       const target = only !== undefined ? path : entry.path;
       if (target === undefined || target === null) continue;
       if (only === undefined) {
@@ -171,6 +173,7 @@ export class DecisionCache {
         const e = fromNative(err, { action: 'removing a decision-cache mark from', path: target });
         if (e.code !== 'ENOENT') throw e;
       }
+      this.entries.delete(key);
     }
   }
 

@@ -191,6 +191,17 @@ describeRoot('decision cache: allow({ cache: true })', () => {
       expect(asked.filter((p) => p === b)).toHaveLength(2);
       expect(asked.filter((p) => p === c)).toHaveLength(2);
       await expect(afan.clearCache('')).rejects.toMatchObject({ kind: 'InvalidPath' });
+      // A file renamed since it was cached cannot be found by its old path:
+      // its entry stays, and cacheSize says so, until the file is modified.
+      expect(await readIn(1, a)).toBe('ok');
+      expect(afan.cacheSize).toBe(3); // b and c again, and a
+      fs.renameSync(a, `${a}.moved`);
+      await afan.clearCache();
+      expect(afan.cacheSize).toBe(1);
+      expect(await readIn(1, `${a}.moved`)).toBe('ok');
+      expect(asked.filter((p) => p === a || p === `${a}.moved`)).toHaveLength(3);
+      fs.appendFileSync(`${a}.moved`, 'more');
+      expect(afan.cacheSize).toBe(0);
     } finally {
       await afan.close();
     }
