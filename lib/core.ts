@@ -175,6 +175,9 @@ export class Core implements Responder {
       if (!capability('denyErrno')) {
         throw new FanotifyError('NotSupported', 'a deny errno needs Linux 6.14 and CAP_SYS_ADMIN (FAN_DENY_ERRNO, pre-content groups)');
       }
+      if (!this.marks.isPreContent(FanotifyEvent.groupOf(event))) {
+        throw new FanotifyError('NotSupported', 'a deny errno needs a CLASS_PRE_CONTENT group (FAN_DENY_ERRNO); this event comes from a group made with other flags (withFlags): deny() without errno, or add FanotifyFlags.CLASS_PRE_CONTENT');
+      }
       bits |= response.errno << FAN.FAN_ERRNO_SHIFT;
     }
     const id = FanotifyEvent.idOf(event);

@@ -235,6 +235,14 @@ export class Marks {
     }
   }
 
+  /** The group at this index was made with FAN_CLASS_PRE_CONTENT (FAN_DENY_ERRNO needs one). */
+  isPreContent(group: number): boolean {
+    for (const [kind, index] of this.groups) {
+      if (index === group) return (this.groupFlags(kind) & FAN.FAN_ALL_CLASS_BITS) === FAN.FAN_CLASS_PRE_CONTENT;
+    }
+    return false;
+  }
+
   private groupFlags(kind: GroupKind): number {
     let base = FAN.FAN_CLOEXEC | FAN.FAN_NONBLOCK | (this.settings.flags & ~FAN.FAN_NONBLOCK);
     // With a pidfd the reader can tell that the process it read comm/exe of
