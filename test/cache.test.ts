@@ -39,7 +39,7 @@ describeRoot('decision cache: allow({ cache: true })', () => {
   afterAll(() => scratch.cleanup());
 
   /** An AsyncFanotify guarding `dir` that answers with `decide` and records what it was asked about. */
-  async function guard(dir: string, decide: (ev: FanotifyEvent) => void, mark: 'inode' | 'filesystem' = 'inode') {
+  async function guard(dir: string, decide: (ev: FanotifyEvent) => void, mark: 'inode' | 'mount' | 'filesystem' = 'inode') {
     const afan = new AsyncFanotify({ permissionTimeout: 8000 });
     const asked: string[] = [];
     afan.on('permission', (ev) => {
@@ -95,6 +95,20 @@ describeRoot('decision cache: allow({ cache: true })', () => {
     const onA = seen.filter((ev) => ev.path === a && ev.pid === child.pid);
     expect(onA).toHaveLength(1);
     expect(fan.cacheSize).toBe(1);
+  });
+
+  test('under a mount mark too', async () => {
+    const dir = scratch.freshDir();
+    const [a, b] = files(dir, 2);
+    const { afan, asked } = await guard(dir, (ev) => ev.allow({ cache: ev.path === a }), 'mount');
+    try {
+      expect(await readIn(3, a, b)).toBe(Array(6).fill('ok').join(' '));
+      expect(asked.filter((p) => p === a)).toHaveLength(1);
+      expect(asked.filter((p) => p === b)).toHaveLength(3);
+      expect(afan.cacheSize).toBe(1);
+    } finally {
+      await afan.close();
+    }
   });
 
   test('a write by another process empties the entry: the next open asks again', async () => {
