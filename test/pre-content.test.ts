@@ -6,8 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AsyncFanotify, Fanotify, FanotifyFlags, MaskFlags, capabilities, type FanotifyEvent } from '../lib';
-import { reapAll, runChild, startNode } from './helpers/child';
+import { AsyncFanotify, MaskFlags, capabilities, type FanotifyEvent } from '../lib';
+import { reapAll, runChild } from './helpers/child';
 import { withTimeout } from './helpers/events';
 import { describeRoot, kernelLacks } from './helpers/kernel';
 import { mountExt4, mountTmpfs, type Scratch } from './helpers/scratch';
@@ -234,28 +234,3 @@ describeRoot('pre-content events on a kernel without them', () => {
   });
 });
 
-describeRoot('deny({ errno }) outside a pre-content group', () => {
-  afterEach(() => reapAll());
-
-  test('a withFlags(CLASS_CONTENT) group: NotSupported that says why, and the event stays pending', async () => {
-    const scratch = mountTmpfs();
-    try {
-      const file = scratch.file('f');
-      fs.writeFileSync(file, 'x');
-      using fan = Fanotify.withFlags(FanotifyFlags.CLASS_CONTENT | FanotifyFlags.CLOEXEC, { permissionTimeout: 8000 });
-      fan.addWatch(file, MaskFlags.OPEN_PERM);
-      const child = startNode(`try { require('fs').readFileSync(process.argv[1]); console.log('ok') } catch (e) { console.log(e.code) }`, [file]);
-      let ev: FanotifyEvent | undefined;
-      const deadline = Date.now() + 5000;
-      while (!ev && Date.now() < deadline) ev = fan.readEvents({ timeout: 500 }).find((e) => e.pid === child.pid);
-      expect(ev).toBeDefined();
-      const e = thrown(() => ev!.deny({ errno: EIO }));
-      expect(e.kind).toBe('NotSupported');
-      expect(e.message).toMatch(capabilities().denyErrno ? /CLASS_PRE_CONTENT group/ : /6\.14/);
-      ev!.deny();
-      expect((await withTimeout(child.done, 8000, 'reader child')).stdout.trim()).toBe('EPERM');
-    } finally {
-      scratch.cleanup();
-    }
-  });
-});
