@@ -4,7 +4,9 @@
 //   node bench/lib-perm.js DIR MODE
 //
 // MODE 'sync': Fanotify + readEvents() + ev.allow(); 'async': AsyncFanotify
-// + afan.on('permission', ev => ev.allow()). permissionTimeout is 5000 ms,
+// + afan.on('permission', ev => ev.allow()); 'async-cache': the same with
+// ev.allow({ cache: true }) (the decision cache benchmark, bench/cache.js),
+// which also reports the cache's size when it stops. permissionTimeout is 5000 ms,
 // so nothing waits on this process longer than that even if it stalls; the
 // orchestrator ends it with SIGTERM (the kernel then allows what is pending).
 'use strict';
@@ -39,29 +41,37 @@ function runSync() {
   fan.close();
 }
 
-async function runAsync() {
+async function runAsync(cache) {
   // (Only here: a SIGTERM handler in sync mode would never run, and would
   // replace the default action that ends the process.)
+  let afan;
   process.on('SIGTERM', () => {
-    fs.writeSync(1, JSON.stringify({ type: 'done', answered }) + '\n');
+    fs.writeSync(1, JSON.stringify({ type: 'done', answered, ...(cache ? { cacheSize: afan.cacheSize } : {}) }) + '\n');
     process.exit(0);
   });
   if (typeof lib.AsyncFanotify !== 'function') {
     console.error('lib-perm: this build has no AsyncFanotify');
     process.exit(6);
   }
-  const afan = new lib.AsyncFanotify({ permissionTimeout: 5000 });
+  afan = new lib.AsyncFanotify({ permissionTimeout: 5000 });
   afan.on('error', (err) => console.error('lib-perm:', err.message));
-  afan.on('permission', (ev) => {
-    ev.allow();
-    answered++;
-  });
+  if (cache) {
+    afan.on('permission', (ev) => {
+      ev.allow({ cache: true });
+      answered++;
+    });
+  } else {
+    afan.on('permission', (ev) => {
+      ev.allow();
+      answered++;
+    });
+  }
   await afan.addWatch(dir, MaskFlags.OPEN_PERM);
   fs.writeSync(1, JSON.stringify({ type: 'ready', mode }) + '\n');
 }
 
 if (mode === 'sync') runSync();
-else if (mode === 'async') runAsync().catch((err) => {
+else if (mode === 'async' || mode === 'async-cache') runAsync(mode === 'async-cache').catch((err) => {
   console.error(err);
   process.exit(7);
 });

@@ -251,4 +251,4 @@ function reportPermission(p) {
   return [head, ...parts].join('\n\n');
 }
 
-module.exports = { runPermission, reportPermission };
+module.exports = { runPermission, reportPermission, allowedCpus, hasTaskset, cpusFor, pinned };

@@ -15,6 +15,7 @@ const os = require('node:os');
 const path = require('node:path');
 const recursive = require('./recursive');
 const { runPermission, reportPermission } = require('./permission');
+const { runCache, reportCache } = require('./cache');
 
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(__dirname, 'out');
@@ -32,7 +33,7 @@ function parseArgs(argv) {
     else if (a === '--only') o.only = argv[++i].split(',');
     else if (a === '--modes') o.modes = argv[++i].split(',');
     else if (a === '--help' || a === '-h') {
-      console.log(`usage: npm run bench -- [--quick] [--reps N] [--only throughput,flood,permission,memory,recursive] [--modes sync,async]
+      console.log(`usage: npm run bench -- [--quick] [--reps N] [--only throughput,flood,permission,memory,recursive,cache] [--modes sync,async]
 
   --quick   fewer repetitions and smaller workloads (about a minute)
   --reps N  repetitions of every measurement (default 5, quick 3; recursive: 3, quick 1)
@@ -58,6 +59,8 @@ const CONFIG = {
   memoryEvents: 1_000_000,
   memoryPhases: 4,
   memoryRate: 50_000,
+  cacheFiles: 1_000, // the decision cache: 20 passes over 1,000 files
+  cachePasses: 20,
   idleMs: 500,
 };
 
@@ -534,6 +537,7 @@ function report(results) {
     parts.push(`### 1b. Notification flood (generator flat out: ${f.config.ops} pairs, ${f.config.reps} reps; the reader falls behind, so the kernel merges open+close and may overflow)\n\n${table(rows)}`);
   }
   if (results.permission) parts.push(reportPermission(results.permission));
+  if (results.cache) parts.push(reportCache(results.cache));
   const m = results.memory;
   if (m) {
     const s = m.summary;
@@ -599,9 +603,9 @@ async function main() {
   try {
     const tp = path.join(scratch, 'tp');
     const references = {};
-    const onlyRecursive = opts.only && opts.only.every((name) => name === 'recursive');
-    if (!onlyRecursive) makeFiles(tp, CONFIG.files);
-    for (const kind of onlyRecursive ? [] : libKinds) {
+    const needsNoFiles = opts.only && opts.only.every((name) => name === 'recursive' || name === 'cache');
+    if (!needsNoFiles) makeFiles(tp, CONFIG.files);
+    for (const kind of needsNoFiles ? [] : libKinds) {
       const groups = await probeLibrary(kind, tp);
       references[kind] = referenceFor(groups) ?? 'c-fd';
       console.log(`${kind}: addWatch(dir, OPEN|CLOSE_NOWRITE) made group(s) with init flags ${groups.map((g) => '0x' + g.flags.toString(16)).join(', ')}: compared with ${references[kind]}`);
@@ -632,6 +636,16 @@ async function main() {
     if (want('memory')) {
       console.log(`3. memory (${CONFIG.memoryEvents} events, ${libKinds[0]})`);
       results.memory = await memory(tp, libKinds[0]);
+    }
+    if (want('cache')) {
+      console.log(`5. decision cache (${CONFIG.cachePasses} passes over ${CONFIG.cacheFiles} files)`);
+      results.cache = await runCache({
+        dir: scratch,
+        config: { reps: CONFIG.reps, files: CONFIG.cacheFiles, passes: CONFIG.cachePasses, warmup: CONFIG.permWarmup },
+        start,
+        runOnce,
+        bins: { GEN, PERM, LIB_PERM },
+      });
     }
     if (want('recursive')) {
       console.log('4. recursive watch of a large tree (bench/recursive.js)');

@@ -269,6 +269,20 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
     this.#core.respond(event, answerFor(false, Array.prototype.slice.call(arguments, 1)));
   }
 
+  /**
+   * How many files the decision cache (`allow({ cache: true })`) holds now,
+   * as the kernel reports it: files modified or evicted since are not
+   * counted. 0 once closed.
+   */
+  get cacheSize(): number {
+    return this.#core.cacheSize;
+  }
+
+  /** Drops the decision cache: every entry, or only that of the file at `path`; the next access asks again. */
+  async clearCache(path?: string | Buffer | URL): Promise<void> {
+    this.#core.clearCache(path);
+  }
+
   /** Answers with audit, errno and cache options (see Response). */
   respond(event: FanotifyEvent<PathOf<E>>, response: Response): void {
     checkRespondArgs(arguments.length);

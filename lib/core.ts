@@ -11,6 +11,7 @@ import { EventClass, FAN, KNOWN_MASK_BITS } from './constants';
 import { FanotifyError, closedError, errnoName, fromNative, invalidArgument } from './errors';
 import { FanotifyEvent, type AnyEvent, type Responder } from './event';
 import { unpackBatch } from './batch';
+import { DecisionCache } from './cache';
 import { ALL_BITS, Marks, PRUNE_MIN, markKey, type MarkRecord, type Placement } from './marks';
 import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord } from './native';
 import type { Settings } from './options';
@@ -31,6 +32,7 @@ export class Core implements Responder {
   private readonly reader: NativeReader;
   private readonly marks: Marks;
   private readonly recursion: Recursion;
+  private readonly cache: DecisionCache;
   private isClosed = false;
 
   constructor(settings: Settings, exactFlags?: number) {
@@ -50,6 +52,7 @@ export class Core implements Responder {
     }
     this.marks = new Marks(this.reader, settings, exactFlags);
     this.recursion = new Recursion(this.marks, settings.encoding === 'buffer');
+    this.cache = new DecisionCache(this.reader, this.marks);
   }
 
   get closed(): boolean {
@@ -125,6 +128,12 @@ export class Core implements Responder {
     }
     record.requested &= ~events;
     if (record.masks.size === 0) this.marks.records.delete(key);
+    // Its decision-cache entries go with it (those of every group it used).
+    const groups = new Set<number>();
+    for (const placement of record.placements.values()) {
+      const group = this.marks.groups.get(placement.kind);
+      if (group !== undefined) groups.add(group);
+    }
     let failure: unknown;
     for (const placement of [...record.placements.values()]) {
       try {
@@ -132,6 +141,11 @@ export class Core implements Responder {
       } catch (err) {
         failure ??= err;
       }
+    }
+    try {
+      this.cache.clear(undefined, groups);
+    } catch (err) {
+      failure ??= err;
     }
     this.updateScopes();
     if (failure !== undefined) throw failure;
@@ -142,6 +156,7 @@ export class Core implements Responder {
    * each group's marks cover, for the reader's scope filter (Marks.scopeRules).
    */
   private updateScopes(): void {
+    this.cache.watchesChanged();
     this.recursion.update();
     for (const [kind, group] of this.marks.groups) this.reader.setScope(group, this.marks.scopeRules(kind));
   }
@@ -160,15 +175,32 @@ export class Core implements Responder {
       if (!capability('denyErrno')) {
         throw new FanotifyError('NotSupported', 'a deny errno needs Linux 6.14 and CAP_SYS_ADMIN (FAN_DENY_ERRNO, pre-content groups)');
       }
+      if (!this.marks.isPreContent(FanotifyEvent.groupOf(event))) {
+        throw new FanotifyError('NotSupported', 'a deny errno needs a CLASS_PRE_CONTENT group (FAN_DENY_ERRNO); this event comes from a group made with other flags (withFlags): deny() without errno, or add FanotifyFlags.CLASS_PRE_CONTENT');
+      }
       bits |= response.errno << FAN.FAN_ERRNO_SHIFT;
     }
     const id = FanotifyEvent.idOf(event);
+    // The cache's ignore mark goes on while the event is pending (through
+    // its fd), before the allow lets the process go on.
+    if (response.cache) this.cache.add(id, FanotifyEvent.groupOf(event), event.mask, event.isDirectory, event.path);
     try {
       this.reader.respond(id, bits >>> 0);
     } catch (err) {
       throw fromNative(err, { action: 'the kernel refused this answer', response: bits });
     }
     FanotifyEvent.markAnswered(event);
+  }
+
+  /** The decision cache's entries that the kernel holds now (see DecisionCache.size). */
+  get cacheSize(): number {
+    return this.isClosed ? 0 : this.cache.size();
+  }
+
+  /** Drops the decision cache: every entry, or those of the file at `path`. */
+  clearCache(rawPath?: unknown): void {
+    this.assertOpen();
+    this.cache.clear(rawPath === undefined ? undefined : checkPath(rawPath));
   }
 
   openFd(id: number): number {
@@ -266,6 +298,7 @@ export class Core implements Responder {
     if (this.isClosed) return false;
     this.isClosed = true;
     this.marks.clear();
+    this.cache.forget();
     return true;
   }
 
@@ -282,8 +315,7 @@ function checkResponse(raw: unknown): Response {
   }
   if (r.cache !== undefined) {
     checkBoolean(r.cache, 'response.cache');
-    if (r.cache && !r.allow) throw invalidArgument('response.cache goes with allow: true');
-    if (r.cache) throw new FanotifyError('NotSupported', 'response.cache: true (allow and stop asking about this file) is not implemented yet');
+    if (r.cache && !r.allow) throw invalidArgument('response.cache goes with allow: true (a deny is never cached)');
   }
   return r as Response;
 }

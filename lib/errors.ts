@@ -142,6 +142,8 @@ function advice(code: string | undefined, syscall: string | undefined, ctx: Erro
     case 'ENODEV':
     case 'EOPNOTSUPP':
     case 'ENOTSUP':
+      if (syscall === 'fanotify_mark' && (ctx.mask ?? 0) & EventClass.PRE_CONTENT)
+        return 'pre-content events (PRE_ACCESS) need a filesystem that supports them (ext4, xfs, btrfs; not tmpfs)';
       return 'this filesystem cannot report file ids (FID) to fanotify; watch it with fd-reporting events only (open, access, modify, close, attrib) as root';
     case 'EXDEV':
       return 'this path is on a filesystem or subvolume whose file ids fanotify cannot report; mark the filesystem root or use fd-reporting events';

@@ -84,6 +84,7 @@ export class FanotifyEvent<P extends string | Buffer = string> {
   // more than the rest of building the event.
   #responder: Responder | undefined;
   #id = 0;
+  #group = -1;
 
   /** @internal Built by the library from what the native reader decoded. */
   constructor(record: NativeRecord, responder?: Responder, processInfo: ProcessInfo | null = null) {
@@ -102,6 +103,7 @@ export class FanotifyEvent<P extends string | Buffer = string> {
     if (record.id && responder) {
       this.#responder = responder;
       this.#id = record.id;
+      this.#group = record.group;
       this.#fd = NOT_OPENED;
     }
   }
@@ -176,7 +178,12 @@ export class FanotifyEvent<P extends string | Buffer = string> {
     return `${this.types().join('|')} ${where} (pid ${this.pid}${who})`;
   }
 
-  /** Allow the access this permission event is asking about (`cache: true` is not implemented yet: NotSupported). */
+  /**
+   * Allow the access this permission event is asking about. `cache: true`
+   * also asks the kernel to stop asking about this file until it is modified
+   * (an ignore mark; see the README, "Decision cache"); for a PRE_ACCESS
+   * event it means "filled: stop asking".
+   */
   allow(options?: AllowOptions): void { this.respond(answerFor(true, arguments)); }
   /** Deny it: the process's call fails with EPERM, or with `errno` (see Response). */
   deny(options?: DenyOptions): void { this.respond(answerFor(false, arguments)); }
@@ -221,6 +228,11 @@ export class FanotifyEvent<P extends string | Buffer = string> {
   /** @internal The instance that can answer this event, if any. */
   static responderOf(event: AnyEvent): Responder | undefined {
     return event.#responder;
+  }
+
+  /** @internal The index of the native group that reported it. */
+  static groupOf(event: AnyEvent): number {
+    return event.#group;
   }
 
   /** @internal The id the native reader answers by, or 0. */

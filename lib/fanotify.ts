@@ -105,6 +105,20 @@ export class Fanotify<E extends Encoding = 'utf8'> implements Disposable {
     this.#core.respond(event, response);
   }
 
+  /**
+   * How many files the decision cache (`allow({ cache: true })`) holds now,
+   * as the kernel reports it: files modified or evicted since are not
+   * counted. 0 once closed.
+   */
+  get cacheSize(): number {
+    return this.#core.cacheSize;
+  }
+
+  /** Drops the decision cache: every entry, or only that of the file at `path`; the next access asks again. */
+  clearCache(path?: string | Buffer | URL): void {
+    this.#core.clearCache(path);
+  }
+
   /** Bytes per read(2) of the kernel queue, from 4096 to 16 MiB. */
   setBufferSize(bytes: number): void {
     this.#core.setBufferSize(checkBufferSize(bytes));

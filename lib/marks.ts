@@ -14,7 +14,7 @@ import type { MarkType } from './types';
 import { isUnder, mountIdOf } from './tree';
 
 /** The kernel groups an instance may need; each is created on first use. */
-export type GroupKind = 'fd' | 'fid' | 'permission' | 'mnt' | 'exact';
+export type GroupKind = 'fd' | 'fid' | 'permission' | 'precontent' | 'mnt' | 'exact';
 
 /**
  * One kernel mark a watch placed: in which group (after any fallback to the
@@ -199,7 +199,14 @@ export class Marks {
     const add = (kind: GroupKind, bits: number, withScope = true) => {
       if (bits) parts.set(kind, (parts.get(kind) ?? 0) | bits | (withScope ? scope : 0));
     };
-    add('permission', mask & (EventClass.PERMISSION | EventClass.PRE_CONTENT));
+    add('permission', mask & EventClass.PERMISSION);
+    // PRE_ACCESS goes to a group of its own whose event fds are open for
+    // writing (to fill the file); the permission group's stay read-only
+    // (an O_RDWR event fd could not be opened for an executable being run,
+    // and would make every file look open for writing to the decision cache).
+    // The kernel has no pre-content events on directories and refuses ONDIR
+    // with them (EINVAL): a directory watch marks its children only.
+    if (mask & EventClass.PRE_CONTENT) parts.set('precontent', (mask & EventClass.PRE_CONTENT) | (scope & ~FAN.FAN_ONDIR));
     add('mnt', mask & EventClass.MOUNT, false);
     // All notification events share one FID-reporting group, so they come out
     // in the order they happened (two groups are read independently). It is
@@ -228,6 +235,14 @@ export class Marks {
     }
   }
 
+  /** The group at this index was made with FAN_CLASS_PRE_CONTENT (FAN_DENY_ERRNO needs one). */
+  isPreContent(group: number): boolean {
+    for (const [kind, index] of this.groups) {
+      if (index === group) return (this.groupFlags(kind) & FAN.FAN_ALL_CLASS_BITS) === FAN.FAN_CLASS_PRE_CONTENT;
+    }
+    return false;
+  }
+
   private groupFlags(kind: GroupKind): number {
     let base = FAN.FAN_CLOEXEC | FAN.FAN_NONBLOCK | (this.settings.flags & ~FAN.FAN_NONBLOCK);
     // With a pidfd the reader can tell that the process it read comm/exe of
@@ -239,6 +254,7 @@ export class Marks {
       // The pre-content class takes every permission event, PRE_ACCESS, and
       // (Linux 6.14) answers with an errno; older kernels get the content class.
       case 'permission': return base | (capability('preContent') ? FAN.FAN_CLASS_PRE_CONTENT : FAN.FAN_CLASS_CONTENT);
+      case 'precontent': return base | FAN.FAN_CLASS_PRE_CONTENT;
       case 'mnt': return (base & ~FAN.FAN_REPORT_PIDFD) | FAN.FAN_REPORT_MNT;
       case 'exact': return this.exactFlags ?? 0;
     }
@@ -247,6 +263,14 @@ export class Marks {
   private ensureGroup(kind: GroupKind): number {
     let group = this.groups.get(kind);
     if (group === undefined) {
+      if (kind === 'precontent' && !capability('preContent')) {
+        throw new FanotifyError(
+          'NotSupported',
+          capability('privileged')
+            ? `PRE_ACCESS (pre-content events) needs Linux 6.14 or later; this kernel (${capability('kernel')}) does not know it`
+            : 'PRE_ACCESS (pre-content events) needs CAP_SYS_ADMIN (run as root) and Linux 6.14 or later',
+        );
+      }
       group = this.createGroup(this.groupFlags(kind), kind);
       this.groups.set(kind, group);
     }
@@ -255,9 +279,11 @@ export class Marks {
 
   private createGroup(flags: number, kind: GroupKind): number {
     try {
-      return this.reader.addGroup(flags, this.settings.eventFlags);
+      // A pre-content group's event fds are open for reading and writing.
+      const eventFlags = kind === 'precontent' ? (this.settings.eventFlags & ~O_ACCMODE) | fs.constants.O_RDWR : this.settings.eventFlags;
+      return this.reader.addGroup(flags, eventFlags);
     } catch (err) {
-      const what = { fd: 'a notification group', fid: 'a file-id (FID) notification group', permission: 'a permission group', mnt: 'a mount-event group', exact: 'a group with these flags' }[kind];
+      const what = { fd: 'a notification group', fid: 'a file-id (FID) notification group', permission: 'a permission group', precontent: 'a pre-content group', mnt: 'a mount-event group', exact: 'a group with these flags' }[kind];
       throw fromNative(err, { action: `creating ${what}`, initFlags: flags });
     }
   }
@@ -276,6 +302,8 @@ export class Marks {
     }
   }
 }
+
+const O_ACCMODE = 3;
 
 export function markKey(path: string, type: MarkType | 'recursive', ignore: boolean): string {
   return `${type}\0${ignore ? 'ignore' : 'watch'}\0${path}`;

@@ -98,6 +98,14 @@ export interface NativeReader {
    * answered, expired or closed. Throws (EMFILE, ...) if the dup fails.
    */
   dupFd(id: number): number;
+  /**
+   * The decision cache (lib/cache.ts): fanotify_mark(flags, mask) through a
+   * pending event's fd in its group. "ino:sdev" (hex, as fdinfo writes them)
+   * once done, -1 if the event is not pending, else the errno.
+   */
+  ignoreMark(id: number, flags: number, mask: number): string | number;
+  /** A group's fd, for /proc/self/fdinfo; -1 if none. */
+  groupFd(group: number): number;
   setBufferSize(bytes: number): void;
   startAsync(deliver: (batch: NativeBatch) => void): void;
   setDelivery(on: boolean): void;

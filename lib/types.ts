@@ -92,7 +92,12 @@ export interface Response {
   audit?: boolean;
   /** With allow: false, the errno the denied call fails with (Linux 6.14, FAN_DENY_ERRNO). */
   errno?: number;
-  /** With allow: true, stop asking about this file until it is modified. Not implemented yet: `true` throws NotSupported. */
+  /**
+   * With allow: true, stop asking about this file until it is modified (an
+   * evictable ignore mark in the group that reported it; see the README,
+   * "Decision cache"). On a PRE_ACCESS event: the file is filled, stop
+   * asking (a later write does not undo it). Directories are not cached.
+   */
   cache?: boolean;
 }
 

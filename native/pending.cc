@@ -1,6 +1,7 @@
 #include "pending.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -56,6 +57,14 @@ int PendingTable::dupFd(uint64_t id, int& err) {
   int fd = fcntl(it->second.eventFd, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) err = errno;
   return fd;
+}
+
+int PendingTable::ignoreMark(uint64_t id, unsigned flags, uint64_t mask, struct stat& st) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return -1;
+  if (fstat(it->second.eventFd, &st) != 0) return errno;
+  if (fanotify_mark(it->second.groupFd, flags, mask, it->second.eventFd, nullptr) != 0) return errno;
+  return 0;
 }
 
 void PendingTable::expire(std::vector<Event>& batch) {

@@ -23,6 +23,8 @@
 
 #include "event.h"
 
+struct stat;
+
 namespace fan {
 
 class PendingTable {
@@ -46,6 +48,11 @@ class PendingTable {
   // A new descriptor (F_DUPFD_CLOEXEC) of a pending event's file, for the
   // caller to own: -1 when not pending (err = 0) or the dup failed (err = errno).
   int dupFd(uint64_t id, int& err);
+  // The decision cache: an ignore mark (`flags`: FAN_MARK_ADD and the ignore
+  // flags) for `mask` on the file of a pending event, in the event's group,
+  // through its fd. 0 (and `st`, the file's fstat), -1 when the event is
+  // not pending, or the errno fanotify_mark failed with.
+  int ignoreMark(uint64_t id, unsigned flags, uint64_t mask, struct stat& st);
   // Answers every event whose deadline passed with defaultResponse, and
   // appends a Warning event for each to `batch`.
   void expire(std::vector<Event>& batch);

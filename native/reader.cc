@@ -175,6 +175,16 @@ int Reader::dupFd(uint64_t id, int& err) {
   return pending_.dupFd(id, err);
 }
 
+int Reader::ignoreMark(uint64_t id, unsigned flags, uint64_t mask, struct stat& st) {
+  std::lock_guard<std::mutex> lock(mu_);  // as dupFd: the event's fd stays open meanwhile
+  return pending_.ignoreMark(id, flags, mask, st);
+}
+
+int Reader::groupFd(int group) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return group >= 0 && static_cast<size_t>(group) < groups_.size() ? groups_[group].fd : -1;
+}
+
 // At close(): the permission events the kernel still holds unread (the
 // thread had not read them yet, or left them to JavaScript in direct mode)
 // get defaultResponse too; closing the group would make the kernel allow

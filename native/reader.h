@@ -114,6 +114,10 @@ class Reader {
   // JavaScript to own and close: nothing here ever closes it. -1 when the
   // event is no longer pending (err = 0) or the dup failed (err = errno).
   int dupFd(uint64_t id, int& err);
+  // See PendingTable::ignoreMark (the decision cache).
+  int ignoreMark(uint64_t id, unsigned flags, uint64_t mask, struct stat& st);
+  // A group's fd (for /proc/self/fdinfo), -1 if there is no such group.
+  int groupFd(int group) const;
 
   void setBufferSize(size_t bytes);
   // Called on the reader thread after it queues events; async front ends use

@@ -6,6 +6,10 @@
 // Locking: none here; the Reader locks inside each call (reader.h).
 #include "reader_wrap.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +41,8 @@ Napi::Function ReaderWrap::Init(Napi::Env env) {
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::Take>>("take"),
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::Respond>>("respond"),
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::DupFd>>("dupFd"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::IgnoreMark>>("ignoreMark"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::GroupFd>>("groupFd"),
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::SetBufferSize>>("setBufferSize"),
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::StartAsync>>("startAsync"),
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::SetDelivery>>("setDelivery"),
@@ -118,6 +124,26 @@ Napi::Value ReaderWrap::DupFd(const Napi::CallbackInfo& info) {
   int fd = reader_->dupFd(id, err);
   if (fd < 0 && err != 0) throwSysError(info.Env(), {err, "fcntl", ""});
   return Napi::Number::New(info.Env(), fd);
+}
+
+// ignoreMark(id, flags, mask) -> the decision cache's mark on a pending
+// event's file (PendingTable::ignoreMark): "ino:sdev" in hex as
+// /proc/self/fdinfo writes them, -1 if not pending, or the errno.
+Napi::Value ReaderWrap::IgnoreMark(const Napi::CallbackInfo& info) {
+  uint64_t id = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  struct stat st;
+  int r = reader_->ignoreMark(id, info[1].As<Napi::Number>().Uint32Value(),
+                              static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()), st);
+  if (r != 0) return Napi::Number::New(info.Env(), r);
+  char key[64];
+  snprintf(key, sizeof(key), "%llx:%x", static_cast<unsigned long long>(st.st_ino),
+           (major(st.st_dev) << 20) | minor(st.st_dev));
+  return Napi::String::New(info.Env(), key);
+}
+
+// groupFd(group) -> the group's fd, -1 if none.
+Napi::Value ReaderWrap::GroupFd(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), reader_->groupFd(info[0].As<Napi::Number>().Int32Value()));
 }
 
 Napi::Value ReaderWrap::SetBufferSize(const Napi::CallbackInfo& info) {

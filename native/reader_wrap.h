@@ -38,6 +38,8 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value Take(const Napi::CallbackInfo& info);
   Napi::Value Respond(const Napi::CallbackInfo& info);
   Napi::Value DupFd(const Napi::CallbackInfo& info);
+  Napi::Value IgnoreMark(const Napi::CallbackInfo& info);
+  Napi::Value GroupFd(const Napi::CallbackInfo& info);
   Napi::Value SetBufferSize(const Napi::CallbackInfo& info);
   Napi::Value StartAsync(const Napi::CallbackInfo& info);
   Napi::Value SetDelivery(const Napi::CallbackInfo& info);

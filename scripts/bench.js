@@ -4,7 +4,7 @@
 // it) is invisible to the rest of the machine and vanishes with the run even
 // if the run crashes. The benchmarks refuse to run outside that namespace.
 //
-//   npm run bench [-- --quick] [-- --reps N --only throughput,flood,permission,memory --modes sync,async]
+//   npm run bench [-- --quick] [-- --reps N --only throughput,flood,permission,memory,recursive,cache --modes sync,async]
 'use strict';
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');

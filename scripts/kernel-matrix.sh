@@ -358,7 +358,7 @@ run_host() {
 }
 
 # The kernel-facing test files the matrix runs (override: FANOTIFY_KERNEL_TESTS).
-read -r -a test_files <<<"${FANOTIFY_KERNEL_TESTS:-test/capabilities.test.ts test/events.test.ts test/permission.test.ts test/marks.test.ts test/mark-options.test.ts test/ignore.test.ts test/recursive.test.ts test/unprivileged.test.ts}"
+read -r -a test_files <<<"${FANOTIFY_KERNEL_TESTS:-test/capabilities.test.ts test/events.test.ts test/permission.test.ts test/marks.test.ts test/mark-options.test.ts test/ignore.test.ts test/recursive.test.ts test/unprivileged.test.ts test/cache.test.ts test/pre-content.test.ts}"
 # The arm64 machine runs the same files (about 2 minutes under TCG) unless
 # FANOTIFY_ARM64_TESTS names others.
 read -r -a arm64_test_files <<<"${FANOTIFY_ARM64_TESTS:-${test_files[*]}}"

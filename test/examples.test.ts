@@ -1,5 +1,5 @@
 /**
- * The four examples (examples/*.ts), run the way the README says: through
+ * The examples (examples/*.ts), run the way the README says: through
  * scripts/example.js (`npm run example -- NAME ...`), which compiles them into
  * dist-examples/ and runs one. Each runs to completion (--count or
  * --duration) against directories on a private tmpfs, while this test (or,
@@ -7,11 +7,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { capabilities } from '../lib';
 import { reapAll, runChild, startChild, startNode, type RunningChild } from './helpers/child';
 import { ensureDist } from './helpers/dist';
 import { withTimeout } from './helpers/events';
-import { describeRoot } from './helpers/kernel';
-import { mountTmpfs, type Scratch } from './helpers/scratch';
+import { describeRoot, kernelLacks } from './helpers/kernel';
+import { mountExt4, mountTmpfs, type Scratch } from './helpers/scratch';
 import { finished } from './helpers/wait';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -65,7 +66,7 @@ describeRoot('examples', () => {
 
   test('the runner lists the examples and refuses an unknown one', async () => {
     const help = await runChild(process.execPath, [RUNNER, '--help'], 10000, { cwd: ROOT });
-    expect(help.stdout).toContain('examples: advanced_monitor, async_monitor, basic_monitor, permission_monitor');
+    expect(help.stdout).toContain('examples: advanced_monitor, async_monitor, basic_monitor, lazy_files, permission_monitor');
     const bad = await runChild(process.execPath, [RUNNER, 'no_such_monitor'], 10000, { cwd: ROOT });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("no example named 'no_such_monitor'");
@@ -111,6 +112,36 @@ describeRoot('examples', () => {
     expect(quiet.code).toBe(0);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
     expect(quiet.stdout).toMatch(/^0 events$/m);
+  });
+
+  test('lazy_files fills placeholders on first read, once, and fails reads of a missing source with EIO', async () => {
+    if (kernelLacks(capabilities().preContent, 'pre-content events (Linux 6.14)')) return;
+    const ext4 = mountExt4(16);
+    try {
+      const source = path.join(ext4.dir, 'source');
+      const lazy = path.join(ext4.dir, 'lazy');
+      fs.mkdirSync(source);
+      fs.mkdirSync(lazy);
+      fs.writeFileSync(path.join(source, 'a.txt'), 'alpha content\n');
+      fs.writeFileSync(path.join(source, 'b.txt'), 'beta content\n');
+      fs.writeFileSync(path.join(source, 'c.txt'), 'gamma');
+      const server = example('lazy_files', [lazy, '--source', source, '--count', '3', '--timeout', '5000'], 30000);
+      await printed(server, /serving/);
+      expect(fs.statSync(path.join(lazy, 'a.txt')).size).toBe(14);
+      fs.rmSync(path.join(source, 'c.txt')); // its placeholder stays: the store became unreachable
+      const reader = startChild('sh', ['-c', `cat ${lazy}/a.txt ${lazy}/a.txt ${lazy}/b.txt; cat ${lazy}/c.txt || echo c failed`], 20000);
+      const o = await finished(reader, 15000, 'the reader');
+      expect(o.stdout).toBe('alpha content\nalpha content\nbeta content\nc failed\n');
+      expect(o.stderr).toMatch(/c\.txt: Input\/output error/);
+      const r = await finished(server, 10000, 'lazy_files --count 3');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^FILLED ${lazy}/a\\.txt \\(14 bytes\\) for pid \\d+ cat, who read bytes 0-\\d+$`, 'm'));
+      expect(r.stdout.match(/^FILLED /gm)).toHaveLength(2);
+      expect(r.stdout).toMatch(new RegExp(`^FAILED ${lazy}/c\\.txt for pid \\d+ cat: ENOENT`, 'm'));
+      expect(r.stdout).toMatch(/^2 filled, 1 failed$/m);
+    } finally {
+      ext4.cleanup();
+    }
   });
 
   test('permission_monitor denies opens matching --deny-glob, allows the rest, and prints each decision', async () => {

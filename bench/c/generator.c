@@ -11,6 +11,14 @@
  *       times open(FILE, O_RDONLY) N times per file (after WARMUP untimed
  *       rounds), going round robin over the files and closing each; prints
  *       mean/median/percentiles of the open() latency per file.
+ *
+ *   generator passes DIR NFILES PASSES [WARMUP]
+ *       opens+closes DIR/f0000 ... DIR/f<NFILES-1> (O_RDONLY), PASSES times
+ *       over, timing each pass; prints the time of each pass (the decision
+ *       cache benchmark: the first pass asks the handler about every file,
+ *       later ones only what it did not cache). First, untimed, WARMUP opens
+ *       of DIR/warm for reading and writing: the handler warms up on them,
+ *       and the kernel never caches an allow for a file open for writing.
  */
 #include "common.h"
 
@@ -109,11 +117,44 @@ static int run_lat(int argc, char **argv) {
   return 0;
 }
 
+static int run_passes(int argc, char **argv) {
+  if (argc < 5) return fprintf(stderr, "usage: generator passes DIR NFILES PASSES [WARMUP]\n"), 1;
+  int nfiles = atoi(argv[3]);
+  int passes = atoi(argv[4]);
+  long warmup = argc > 5 ? atol(argv[5]) : 0;
+  if (nfiles <= 0 || passes <= 0) return fprintf(stderr, "bad arguments\n"), 1;
+  int dfd = open(argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) die("open dir");
+  char (*names)[16] = calloc((size_t)nfiles, sizeof *names);
+  long long *ns = calloc((size_t)passes, sizeof *ns);
+  if (!names || !ns) die("calloc");
+  for (int i = 0; i < nfiles; i++) snprintf(names[i], sizeof names[i], "f%04d", i);
+  for (long i = 0; i < warmup; i++) {
+    int fd = openat(dfd, "warm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) die("open warm");
+    close(fd);
+  }
+  for (int p = 0; p < passes; p++) {
+    long long t0 = now_ns();
+    for (int i = 0; i < nfiles; i++) {
+      int fd = openat(dfd, names[i], O_RDONLY | O_CLOEXEC);
+      if (fd < 0) die("open");
+      close(fd);
+    }
+    ns[p] = now_ns() - t0;
+  }
+  printf("{\"files\":%d,\"passNs\":[", nfiles);
+  for (int p = 0; p < passes; p++) printf("%s%lld", p ? "," : "", ns[p]);
+  printf("]}\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   time_limit("60");
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc > 1 && strcmp(argv[1], "ops") == 0) return run_ops(argc, argv);
   if (argc > 1 && strcmp(argv[1], "lat") == 0) return run_lat(argc, argv);
-  fprintf(stderr, "usage: generator ops|lat ...\n");
+  if (argc > 1 && strcmp(argv[1], "passes") == 0) return run_passes(argc, argv);
+  fprintf(stderr, "usage: generator ops|lat|passes ...\n");
   return 1;
 }
