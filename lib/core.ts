@@ -18,7 +18,7 @@ import type { Response } from './types';
 import { Recursion } from './recursion';
 import { realPath } from './tree';
 import { checkBits, checkBoolean, checkOptions, checkPath, checkInteger, describe } from './validate';
-import { checkWatch, checkWatchOptions, markFlags, statIsDirectory, withScopeBits } from './watch';
+import { checkKernelSupports, checkWatch, checkWatchOptions, markFlags, statIsDirectory, withScopeBits } from './watch';
 
 /** What a native record became: an event to hand out, an error to report, or a warning. */
 export type Delivery =
@@ -69,6 +69,7 @@ export class Core implements Responder {
     this.assertOpen();
     const watch = checkWatch(rawPath, rawMask, rawOptions);
     const { path, type, options } = watch;
+    checkKernelSupports(watch.mask);
     const isDirectory = statIsDirectory(path, options);
     if ((options.onlyDir || options.recursive) && !isDirectory) {
       const why = options.recursive ? 'recursive: true' : 'onlyDir: true';

@@ -21,7 +21,8 @@ export interface RawEvent {
   pid: number;
   fids: RawFileId[];
   pidfd?: number;
-  fsError?: { error: number; errorCount: number };
+  /** FS_ERROR: the filesystem's errno and how many errors it merged into this event. */
+  error?: { errno: number; count: number };
   range?: { offset: number; count: number };
   mountId?: bigint;
   unknownRecords: number[];
@@ -54,7 +55,7 @@ export interface NativeRecord {
   newPath: NativePath | null;
   errno?: number;
   message?: string;
-  fsError?: { error: number; errorCount: number };
+  error?: { errno: number; count: number };
   range?: { offset: number; count: number };
   mountId?: bigint;
   /** Read by the reader thread when the option processInfo is set. */
@@ -65,7 +66,7 @@ export interface NativeRecord {
 export type NativeBatch = [
   numbers: Float64Array,
   strings: Array<NativePath | null | undefined>,
-  extras: Record<number, Pick<NativeRecord, 'errno' | 'message' | 'fsError' | 'range' | 'mountId'>> | undefined,
+  extras: Record<number, Pick<NativeRecord, 'errno' | 'message' | 'error' | 'range' | 'mountId'>> | undefined,
 ];
 
 export interface NativeReaderOptions {

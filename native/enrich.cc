@@ -131,7 +131,20 @@ void Enricher::decorate(RawEvent&& raw, const EnrichGroup& group, std::vector<Ev
   if (!ev.hasPath && dirName) ev.hasPath = paths_.fromHandle(*dirName, ev.path);
   if (!ev.hasPath && ev.hasNewPath) ev.hasPath = true, ev.path = ev.newPath;
   if (!ev.hasPath && ev.hasOldPath) ev.hasPath = true, ev.path = ev.oldPath;
-  if (!ev.hasPath && self) ev.hasPath = paths_.fromHandle(*self, ev.path);
+  if ((raw.mask & FAN_FS_ERROR) && self) {
+    // Not fromHandle: a corrupted object must not be looked up again and again.
+    switch (paths_.errorObject(*self, isOwnProcess(raw.pid, group), ev.path)) {
+      case PathResolver::ErrorObject::Resolved: ev.hasPath = true; break;
+      case PathResolver::ErrorObject::Unresolved: ev.path.clear(); break;
+      case PathResolver::ErrorObject::Echo: {  // our own lookup tripped it: not an event of the filesystem's users
+        PidfdCloser pidfdCloser{raw};
+        closeIfOpen(raw.fd);
+        return;
+      }
+    }
+  } else if (!ev.hasPath && self) {
+    ev.hasPath = paths_.fromHandle(*self, ev.path);
+  }
   if (!ev.hasPath && dir) ev.hasPath = paths_.fromHandle(*dir, ev.path);
   if (ev.hasPath && (raw.mask & FAN_MOVED_FROM) && !ev.hasOldPath) ev.hasOldPath = true, ev.oldPath = ev.path;
   if (ev.hasPath && (raw.mask & FAN_MOVED_TO) && !ev.hasNewPath) ev.hasNewPath = true, ev.newPath = ev.path;

@@ -120,6 +120,7 @@ describeKernel('unprivileged use (a child running as nobody)',
       pidfd: false,
       filesystemMarks: false,
       mntns: false,
+      fsError: false,
       preContent: false,
     });
     expect(caps.fid).toBe(true);

@@ -7,6 +7,7 @@ import {
   checkKernel,
   clock,
   defaultEvents,
+  describeFsError,
   globMatcher,
   loadLibrary,
   onStop,
@@ -30,7 +31,9 @@ Options:
                         with --mark mount: open,modify,close). Known:
                         access, modify, attrib, close_write, close_nowrite,
                         close, open, open_exec, moved_from, moved_to, move,
-                        create, delete, delete_self, move_self, rename, all
+                        create, delete, delete_self, move_self, rename,
+                        fs_error (filesystem errors: with --mark filesystem,
+                        Linux 5.16), all
   -r, --recursive       the whole tree under each directory
   -m, --mark TYPE       inode (default), mount or filesystem (those two: root)
   -j, --json            JSON Lines: one object per event (for jq and log pipelines)
@@ -121,7 +124,10 @@ function excluded(ev: FanotifyEvent, excludes: Array<(p: string) => boolean>): b
   return paths.length > 0 && paths.every((p) => excludes.some((match) => match(p)));
 }
 
-/** `12:00:01.234  CREATE        /srv/data/new.txt  pid 4242 touch` */
+/**
+ * `12:00:01.234  CREATE        /srv/data/new.txt  pid 4242 touch`;
+ * a filesystem error: `12:00:01.234  FS_ERROR      /mnt/disk/dir  EUCLEAN (errno 117)  pid 4242 cat`.
+ */
 export function humanLine(ev: FanotifyEvent, now = new Date()): string {
   const types = ev.isOverflow() ? 'OVERFLOW' : ev.types().join('|');
   const where =
@@ -129,7 +135,8 @@ export function humanLine(ev: FanotifyEvent, now = new Date()): string {
       ? `${ev.oldPath} -> ${ev.newPath}`
       : (ev.path ?? (ev.name !== null ? `?/${ev.name}` : '-'));
   const who = ev.isOverflow() ? '' : `  pid ${ev.pid} ${ev.process?.comm ?? '?'}`;
-  return `${clock(now)}  ${types.padEnd(12)}  ${where}${who}`;
+  const error = ev.error ? `  ${describeFsError(ev.error)}` : '';
+  return `${clock(now)}  ${types.padEnd(12)}  ${where}${error}${who}`;
 }
 
 /** One JSON object: the time, then the event's own JSON (types, path, pid, process...). */
