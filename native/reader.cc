@@ -153,9 +153,9 @@ void Reader::setBufferSize(size_t bytes) {
   options_.bufferSize = bytes;
 }
 
-int Reader::respond(uint64_t id, uint32_t response) {
+int Reader::respond(uint64_t id, uint32_t response, const AuditRule* audit) {
   std::lock_guard<std::mutex> lock(mu_);
-  return pending_.respond(id, response);
+  return pending_.respond(id, response, audit);
 }
 
 int Reader::dupFd(uint64_t id, int& err) {

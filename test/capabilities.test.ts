@@ -15,7 +15,7 @@ import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountExt4, mountTmpfs, type Scratch } from './helpers/scratch';
 
-const DOCUMENTED_BOOLEANS = ['privileged', 'fid', 'dfidName', 'rename', 'pidfd', 'filesystemMarks', 'permission', 'preContent', 'denyErrno', 'mntns', 'fsError', 'markIgnore', 'evictable', 'fdError', 'unprivileged'] as const;
+const DOCUMENTED_BOOLEANS = ['privileged', 'fid', 'dfidName', 'rename', 'pidfd', 'filesystemMarks', 'permission', 'preContent', 'denyErrno', 'mntns', 'fsError', 'auditRule', 'markIgnore', 'evictable', 'fdError', 'unprivileged'] as const;
 
 /** fanotify_init accepts these flags here and now (the group is closed at once). */
 function initWorks(flags: number): boolean {

@@ -121,6 +121,7 @@ describeKernel('unprivileged use (a child running as nobody)',
       filesystemMarks: false,
       mntns: false,
       fsError: false,
+      auditRule: false,
       preContent: false,
     });
     expect(caps.fid).toBe(true);
