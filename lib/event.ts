@@ -123,6 +123,9 @@ export class FanotifyEvent<P extends string | Buffer = string> {
   /**
    * The full path, or null where it cannot be known (see README, Event
    * handling). A Buffer of the kernel's bytes with `encoding: 'buffer'`.
+   * For a mount event: the mount point (where the mount is, or for
+   * MNT_DETACH was); a move (MNT_ATTACH|MNT_DETACH) also sets oldPath and
+   * newPath where the former place is known.
    */
   get path(): P | null { return this.info.path; }
   /** The event is about a directory (ONDIR). */

@@ -38,7 +38,7 @@ void closeIfOpen(int fd) {
 
 Reader::Reader(const ReaderOptions& options)
     : options_(options),
-      enricher_(paths_, options.allowSelf, options.processInfo),
+      enricher_(paths_, mounts_, options.allowSelf, options.processInfo),
       pending_(options.permissionTimeoutMs, options.defaultResponse) {}
 
 Reader::~Reader() { close(); }
@@ -126,7 +126,9 @@ bool Reader::mark(int group, unsigned flags, uint64_t mask, int dirfd, const std
   // Learn the path first: the resolver's own system calls must not become
   // events of the mark being placed.
   bool reportsFid = (groupFlags & (FAN_REPORT_FID | FAN_REPORT_DIR_FID)) != 0;
-  if ((flags & FAN_MARK_ADD) && reportsFid && !path.empty())
+  if ((flags & FAN_MARK_ADD) && (flags & FAN_MARK_MNTNS) == FAN_MARK_MNTNS && !path.empty())
+    mounts_.rememberNamespace(dirfd, path);  // (FAN_MARK_MNTNS shares a bit with FAN_MARK_FILESYSTEM)
+  else if ((flags & FAN_MARK_ADD) && reportsFid && !path.empty())
     paths_.rememberMarked(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));
   else if ((flags & FAN_MARK_ADD) && (flags & FAN_MARK_FILESYSTEM) && !path.empty())
     paths_.rememberFilesystem(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));

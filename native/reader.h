@@ -55,6 +55,7 @@
 #include "enrich.h"
 #include "errors.h"
 #include "event.h"
+#include "mounts.h"
 #include "paths.h"
 #include "pending.h"
 #include "process_info.h"
@@ -187,7 +188,8 @@ class Reader {
 
   ReaderOptions options_;
   PathResolver paths_;
-  Enricher enricher_;  // uses paths_
+  MountResolver mounts_;
+  Enricher enricher_;  // uses paths_ and mounts_
   int wakeFd_ = -1;  // made with the thread (addGroup), closed after join
   std::thread thread_;
 
