@@ -9,6 +9,7 @@
         "native/enrich.cc",
         "native/errors.cc",
         "native/low_level.cc",
+        "native/mounts.cc",
         "native/paths.cc",
         "native/pending.cc",
         "native/process_info.cc",

@@ -30,8 +30,12 @@ export interface Capabilities {
   preContent: boolean;
   /** FAN_DENY_ERRNO responses (Linux 6.14, from a pre-content group, so privileged). */
   denyErrno: boolean;
-  /** Mount-namespace marks and MNT_ATTACH/DETACH (Linux 6.15, privileged). */
+  /** Mount-namespace marks and MNT_ATTACH/DETACH events, with their mount ids (Linux 6.15, privileged). */
   mntns: boolean;
+  /** FS_ERROR events on filesystem marks (Linux 5.16, privileged). */
+  fsError: boolean;
+  /** Audit-rule records in answers, `audit: { rule }` (FAN_INFO, Linux 6.3; permission groups, privileged). */
+  auditRule: boolean;
   /** FAN_MARK_IGNORE (Linux 6.0, backported to 5.15.154 and 5.10.220); elsewhere ignore marks use FAN_MARK_IGNORED_MASK. */
   markIgnore: boolean;
   /** FAN_MARK_EVICTABLE (Linux 5.19, and where backported); without it `evictable: true` throws NotSupported. */
@@ -122,6 +126,22 @@ const probes: Probes = {
   // FAN_DENY_ERRNO came with FAN_PRE_ACCESS and is accepted only from pre-content groups.
   denyErrno: () => capability('preContent'),
   mntns: () => capability('privileged') && initWorks(FAN.FAN_REPORT_MNT),
+  // A FAN_INFO response for FAN_NOFD: the kernel checks the record and stops
+  // there (Linux 6.3); older kernels refuse the bit with EINVAL.
+  auditRule: () =>
+    capability('permission') &&
+    (withGroup(FAN.FAN_CLASS_CONTENT, (group) => {
+      try {
+        native().writeResponse(group, FAN.FAN_NOFD, FAN.FAN_ALLOW | FAN.FAN_INFO, 0, 2, 2);
+        return true;
+      } catch {
+        return false;
+      }
+    }) ?? false),
+  // Removing an FS_ERROR filesystem mark that is not there: ENOENT where the event is known.
+  fsError: () =>
+    capability('privileged') &&
+    (withGroup(FAN.FAN_CLASS_NOTIF | FAN.FAN_REPORT_FID, (group) => markKnown(group, FAN.FAN_MARK_REMOVE | FAN.FAN_MARK_FILESYSTEM, FAN.FAN_FS_ERROR)) ?? false),
   // A kernel that knows FAN_MARK_IGNORE refuses it on a directory without
   // IGNORED_SURV_MODIFY with EISDIR (no mark is placed); others say EINVAL.
   markIgnore: () => probeMark(FAN.FAN_MARK_ADD | FAN.FAN_MARK_IGNORE, FAN.FAN_OPEN),

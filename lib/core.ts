@@ -15,11 +15,11 @@ import { DecisionCache } from './cache';
 import { ALL_BITS, Marks, PRUNE_MIN, markKey, type MarkRecord, type Placement } from './marks';
 import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord } from './native';
 import type { Settings } from './options';
-import type { Response } from './types';
+import type { AuditRule, Response } from './types';
 import { Recursion } from './recursion';
 import { realPath } from './tree';
 import { checkBits, checkBoolean, checkOptions, checkPath, checkInteger, describe } from './validate';
-import { checkWatch, checkWatchOptions, markFlags, statIsDirectory, withScopeBits } from './watch';
+import { checkKernelSupports, checkWatch, checkWatchOptions, markFlags, statIsDirectory, withScopeBits } from './watch';
 
 /** What a native record became: an event to hand out, an error to report, or a warning. */
 export type Delivery =
@@ -34,9 +34,12 @@ export class Core implements Responder {
   private readonly recursion: Recursion;
   private readonly cache: DecisionCache;
   private isClosed = false;
+  /** Its groups have FAN_ENABLE_AUDIT: answers may ask for audit records. */
+  private readonly auditEnabled: boolean;
 
   constructor(settings: Settings, exactFlags?: number) {
     this.settings = settings;
+    this.auditEnabled = ((exactFlags ?? settings.flags) & FAN.FAN_ENABLE_AUDIT) !== 0;
     try {
       this.reader = new (native().Reader)({
         permissionTimeout: settings.permissionTimeout,
@@ -72,6 +75,7 @@ export class Core implements Responder {
     this.assertOpen();
     const watch = checkWatch(rawPath, rawMask, rawOptions);
     const { path, type, options } = watch;
+    checkKernelSupports(watch.mask);
     const isDirectory = statIsDirectory(path, options);
     if ((options.onlyDir || options.recursive) && !isDirectory) {
       const why = options.recursive ? 'recursive: true' : 'onlyDir: true';
@@ -171,6 +175,16 @@ export class Core implements Responder {
     if (this.isClosed) return;
     let bits = response.allow ? FAN.FAN_ALLOW : FAN.FAN_DENY;
     if (response.audit) bits |= FAN.FAN_AUDIT;
+    const rule = typeof response.audit === 'object' ? auditRuleArgs(response.audit) : [];
+    if (response.audit && !this.auditEnabled) {
+      throw invalidArgument('response.audit needs the group flag FanotifyFlags.ENABLE_AUDIT (options.flags; it needs CAP_AUDIT_WRITE)');
+    }
+    if (rule.length > 0) {
+      if (!capability('auditRule')) {
+        throw new FanotifyError('NotSupported', 'response.audit: { rule } needs Linux 6.3 (FAN_INFO audit-rule records); this kernel does not know them: use audit: true');
+      }
+      bits |= FAN.FAN_INFO;
+    }
     if (response.errno !== undefined) {
       if (!capability('denyErrno')) {
         throw new FanotifyError('NotSupported', 'a deny errno needs Linux 6.14 and CAP_SYS_ADMIN (FAN_DENY_ERRNO, pre-content groups)');
@@ -185,7 +199,7 @@ export class Core implements Responder {
     // its fd), before the allow lets the process go on.
     if (response.cache) this.cache.add(id, FanotifyEvent.groupOf(event), event.mask, event.isDirectory, event.path);
     try {
-      this.reader.respond(id, bits >>> 0);
+      this.reader.respond(id, bits >>> 0, ...rule);
     } catch (err) {
       throw fromNative(err, { action: 'the kernel refused this answer', response: bits });
     }
@@ -304,11 +318,26 @@ export class Core implements Responder {
 
 }
 
+/** The native respond()'s record arguments: rule, subject trust, object trust (0 no, 1 yes, 2 unknown). */
+function auditRuleArgs(audit: AuditRule): [number, number, number] {
+  const trust = (t: boolean | undefined) => (t === undefined ? 2 : t ? 1 : 0);
+  return [audit.rule, trust(audit.subjectTrust), trust(audit.objectTrust)];
+}
+
 function checkResponse(raw: unknown): Response {
   const r = checkOptions<Response>(raw, 'response', ['allow', 'audit', 'errno', 'cache']);
   if (r.allow === undefined) throw invalidArgument('response.allow is required (true or false)');
   checkBoolean(r.allow, 'response.allow');
-  if (r.audit !== undefined) checkBoolean(r.audit, 'response.audit');
+  if (r.audit !== undefined && typeof r.audit !== 'boolean') {
+    if (r.audit === null || typeof r.audit !== 'object' || Array.isArray(r.audit)) {
+      throw invalidArgument(`response.audit must be a boolean or { rule }, got ${describe(r.audit)}`);
+    }
+    const a = checkOptions<AuditRule>(r.audit, 'response.audit', ['rule', 'subjectTrust', 'objectTrust']);
+    if (a.rule === undefined) throw invalidArgument('response.audit.rule is required (the number of the rule that decided)');
+    checkInteger(a.rule, 'response.audit.rule', 0, 0xffffffff);
+    if (a.subjectTrust !== undefined) checkBoolean(a.subjectTrust, 'response.audit.subjectTrust');
+    if (a.objectTrust !== undefined) checkBoolean(a.objectTrust, 'response.audit.objectTrust');
+  }
   if (r.errno !== undefined) {
     checkInteger(r.errno, 'response.errno', 1, FAN.FAN_ERRNO_MASK);
     if (r.allow) throw invalidArgument('response.errno goes with allow: false');

@@ -176,6 +176,7 @@ function explainInvalid(syscall: string | undefined, ctx: ErrorContext): string 
     const response = ctx.response ?? 0;
     if (response >>> FAN.FAN_ERRNO_SHIFT) hints.push('a deny errno needs a CLASS_PRE_CONTENT group (Linux 6.14; new Fanotify() uses one there) and one of EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT');
     if (response & FAN.FAN_AUDIT) hints.push('audit needs FanotifyFlags.ENABLE_AUDIT');
+    if (response & FAN.FAN_INFO) hints.push('an audit rule record needs Linux 6.3 (FAN_INFO)');
     return `the kernel refused this response${hints.length ? ': ' + hints.join('; ') : ''}`;
   }
   if (syscall === 'fanotify_init') {

@@ -71,12 +71,24 @@ export class FanotifyEvent<P extends string | Buffer = string> {
   readonly newPath: P | null;
   /** The process that caused it, when the option `processInfo` is set. */
   readonly process: ProcessInfo | null;
-  /** For FS_ERROR events: the error and how many times it happened. */
-  readonly fsError?: { error: number; errorCount: number };
+  /**
+   * For FS_ERROR events (see isError()): the error the filesystem reported
+   * (`errno`, e.g. 117 EUCLEAN for a corrupted inode, 108 ESHUTDOWN for an
+   * aborted filesystem) and `count`, how many errors the kernel merged into
+   * this event since the last one was read (it keeps one per filesystem
+   * queued and reports the first error's object). Undefined for other events.
+   */
+  readonly error?: { errno: number; count: number };
   /** For PRE_ACCESS events: the byte range about to be accessed. */
   readonly range?: { offset: number; count: number };
-  /** For mount events: the mount id. */
-  readonly mountId?: bigint;
+  /**
+   * For MNT_ATTACH / MNT_DETACH events: the id of the mount attached or
+   * detached (the kernel's unique 64-bit mount id, as statx() reports with
+   * STATX_MNT_ID_UNIQUE and statmount()/listmount() use; not the 32-bit id
+   * of /proc/self/mountinfo). `path` is its mount point where known. Null
+   * for other events.
+   */
+  readonly mountId: bigint | null;
   /** True for an overflow from a permission group: accesses went through unchecked. */
   readonly permissionOverflow: boolean;
   #fd: number;
@@ -95,9 +107,9 @@ export class FanotifyEvent<P extends string | Buffer = string> {
     this.oldPath = record.oldPath as P | null;
     this.newPath = record.newPath as P | null;
     this.process = processInfo;
-    if (record.fsError) this.fsError = record.fsError;
+    if (record.error) this.error = record.error;
     if (record.range) this.range = record.range;
-    if (record.mountId !== undefined) this.mountId = record.mountId;
+    this.mountId = record.mountId ?? null;
     this.permissionOverflow = (record.mask & FAN.FAN_Q_OVERFLOW) !== 0 && record.permissionGroup;
     this.#fd = -1;
     if (record.id && responder) {
@@ -113,6 +125,9 @@ export class FanotifyEvent<P extends string | Buffer = string> {
   /**
    * The full path, or null where it cannot be known (see README, Event
    * handling). A Buffer of the kernel's bytes with `encoding: 'buffer'`.
+   * For a mount event: the mount point (where the mount is, or for
+   * MNT_DETACH was); a move (MNT_ATTACH|MNT_DETACH) also sets oldPath and
+   * newPath where the former place is known.
    */
   get path(): P | null { return this.info.path; }
   /** The event is about a directory (ONDIR). */
@@ -158,7 +173,7 @@ export class FanotifyEvent<P extends string | Buffer = string> {
   isPermission(): boolean { return this.has(EventClass.PERMISSION | EventClass.PRE_CONTENT); }
   /** Q_OVERFLOW: the kernel dropped events. */
   isOverflow(): boolean { return this.has(FAN.FAN_Q_OVERFLOW); }
-  /** FS_ERROR: the filesystem reported an error (see fsError). */
+  /** FS_ERROR: the filesystem reported an error (see `error`; `path` is the object it concerns, where known). */
   isError(): boolean { return this.has(FAN.FAN_FS_ERROR); }
 
   /** The names of the bits in `mask`, e.g. `['CREATE', 'ONDIR']`. */
@@ -198,7 +213,8 @@ export class FanotifyEvent<P extends string | Buffer = string> {
 
   /**
    * Plain, JSON-serialisable data: mask, types, pid, paths, name,
-   * isDirectory, fd, process. With `encoding: 'buffer'` each path and name
+   * isDirectory, fd, process, and where the event has them `error`,
+   * `range` and `mountId` (as a decimal string: JSON has no bigint). With `encoding: 'buffer'` each path and name
    * is in Node's JSON form of a Buffer, `{ type: 'Buffer', data: [bytes] }`,
    * which `Buffer.from()` turns back into the Buffer. `fd` is the descriptor
    * `ev.fd` handed out, or -1: this never opens one.
@@ -215,9 +231,9 @@ export class FanotifyEvent<P extends string | Buffer = string> {
       isDirectory: this.isDirectory,
       fd: this.#fd >= 0 ? this.#fd : -1,
       process: this.process,
-      ...(this.fsError ? { fsError: this.fsError } : {}),
+      ...(this.error ? { error: this.error } : {}),
       ...(this.range ? { range: this.range } : {}),
-      ...(this.mountId !== undefined ? { mountId: this.mountId.toString() } : {}),
+      ...(this.mountId !== null ? { mountId: this.mountId.toString() } : {}),
     };
   }
 

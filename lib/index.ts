@@ -14,6 +14,6 @@ export { FanotifyEvent } from './event';
 export { MaskFlags, FanotifyFlags } from './constants';
 export { FanotifyError, type FanotifyErrorKind, type FanotifyErrorDetails } from './errors';
 export { capabilities, type Capabilities } from './capabilities';
-export type { FanotifyOptions, WatchOptions, MarkType, Response, AllowOptions, DenyOptions, ProcessInfo, EventInfo, Encoding, PathOf } from './types';
+export type { FanotifyOptions, WatchOptions, MarkType, Response, AuditRule, AllowOptions, DenyOptions, ProcessInfo, EventInfo, Encoding, PathOf } from './types';
 export type { RawEvent, RawFileId } from './native';
 export { lowLevel };

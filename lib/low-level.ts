@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { FanotifyError, fromNative, invalidArgument } from './errors';
 import { native, type RawEvent } from './native';
 import { checkBufferSize } from './options';
-import { checkInteger, checkPath } from './validate';
+import { checkInteger, checkOptions, checkPath } from './validate';
 
 export type { RawEvent, RawFileId } from './native';
 export { FAN_DENY_ERRNO } from './constants';
@@ -172,13 +172,32 @@ export function decode(bytes: Uint8Array): { events: RawEvent[]; bytesUsed: numb
   }
 }
 
-/** Writes a struct fanotify_response for a permission event. */
-export function writeResponse(groupFd: number, eventFd: number, response: number): void {
+/** The FAN_INFO audit-rule record (struct fanotify_response_info_audit_rule, Linux 6.3). */
+export interface AuditRuleRecord {
+  rule: number;
+  /** 0 not trusted, 1 trusted, 2 unknown (the default). */
+  subjTrust?: number;
+  objTrust?: number;
+}
+
+/**
+ * Writes a struct fanotify_response for a permission event; with
+ * `auditRule`, the FAN_RESPONSE_INFO_AUDIT_RULE record follows it (set
+ * FAN_INFO, and FAN_AUDIT for the kernel to log it, in `response`). With a
+ * record, `eventFd` may be FAN_NOFD: the kernel then only checks the record
+ * (how to probe for FAN_INFO).
+ */
+export function writeResponse(groupFd: number, eventFd: number, response: number, auditRule?: AuditRuleRecord): void {
   const g = fd(groupFd);
-  const e = checkInteger(eventFd, 'eventFd', 0, 0x7fffffff);
+  const e = checkInteger(eventFd, 'eventFd', auditRule === undefined ? 0 : FAN.FAN_NOFD, 0x7fffffff);
   const r = u32(response, 'response');
+  let record: [number, number, number] | [] = [];
+  if (auditRule !== undefined) {
+    const a = checkOptions<AuditRuleRecord>(auditRule, 'auditRule', ['rule', 'subjTrust', 'objTrust']);
+    record = [u32(a.rule, 'auditRule.rule'), u32(a.subjTrust ?? 2, 'auditRule.subjTrust'), u32(a.objTrust ?? 2, 'auditRule.objTrust')];
+  }
   try {
-    native().writeResponse(g, e, r);
+    native().writeResponse(g, e, r, ...record);
   } catch (err) {
     throw fromNative(err);
   }

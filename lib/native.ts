@@ -21,7 +21,8 @@ export interface RawEvent {
   pid: number;
   fids: RawFileId[];
   pidfd?: number;
-  fsError?: { error: number; errorCount: number };
+  /** FS_ERROR: the filesystem's errno and how many errors it merged into this event. */
+  error?: { errno: number; count: number };
   range?: { offset: number; count: number };
   mountId?: bigint;
   unknownRecords: number[];
@@ -54,7 +55,7 @@ export interface NativeRecord {
   newPath: NativePath | null;
   errno?: number;
   message?: string;
-  fsError?: { error: number; errorCount: number };
+  error?: { errno: number; count: number };
   range?: { offset: number; count: number };
   mountId?: bigint;
   /** Read by the reader thread when the option processInfo is set. */
@@ -65,7 +66,7 @@ export interface NativeRecord {
 export type NativeBatch = [
   numbers: Float64Array,
   strings: Array<NativePath | null | undefined>,
-  extras: Record<number, Pick<NativeRecord, 'errno' | 'message' | 'fsError' | 'range' | 'mountId'>> | undefined,
+  extras: Record<number, Pick<NativeRecord, 'errno' | 'message' | 'error' | 'range' | 'mountId'>> | undefined,
 ];
 
 export interface NativeReaderOptions {
@@ -91,7 +92,8 @@ export interface NativeReader {
   mark(group: number, flags: number, mask: number, dirfd: number, path: string | undefined): void;
   /** Waits as timeoutMs says; returns early (undefined, no JavaScript runs after) if this environment is stopping. */
   take(max: number, timeoutMs: number): NativeBatch;
-  respond(id: number, response: number): boolean;
+  /** With a rule number, the FAN_INFO audit-rule record follows the response (FAN_INFO set in `response`). */
+  respond(id: number, response: number, rule?: number, subjectTrust?: number, objectTrust?: number): boolean;
   /**
    * A new fd (F_DUPFD_CLOEXEC) of a pending permission event's file, which
    * the caller owns and the reader never closes; -1 once the event is
@@ -122,7 +124,7 @@ export interface NativeAddon {
   fanotifyMark(fd: number, flags: number, mask: number, dirfd: number, path?: string | Buffer): void;
   readEvents(fd: number, bufferSize: number): RawEvent[];
   decode(bytes: Uint8Array): { events: RawEvent[]; bytesUsed: number };
-  writeResponse(fd: number, eventFd: number, response: number): void;
+  writeResponse(fd: number, eventFd: number, response: number, rule?: number, subjTrust?: number, objTrust?: number): void;
   close(fd: number): void;
   compiledConstants: Record<string, number>;
   /** The batch layout native/convert.h writes; lib/batch.ts checks its copy against it. */

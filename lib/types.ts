@@ -85,11 +85,29 @@ export interface WatchOptions {
   evictable?: boolean;
 }
 
+/**
+ * The audit rule that decided a permission event (Linux 6.3, FAN_INFO): the
+ * kernel's audit record of the answer names it, as fapolicyd's do.
+ */
+export interface AuditRule {
+  /** The rule's number (0 to 2^32 - 1), as your policy numbers its rules. */
+  rule: number;
+  /** Whether the process (subject) is trusted; left out: unknown. */
+  subjectTrust?: boolean;
+  /** Whether the file (object) is trusted; left out: unknown. */
+  objectTrust?: boolean;
+}
+
 /** An answer to a permission event. */
 export interface Response {
   allow: boolean;
-  /** Ask the kernel to write an audit record (needs FanotifyFlags.ENABLE_AUDIT). */
-  audit?: boolean;
+  /**
+   * Ask the kernel to write an audit record of this answer (FAN_AUDIT);
+   * `{ rule }` adds the rule that decided (FAN_INFO, Linux 6.3). Both need
+   * the group flag FanotifyFlags.ENABLE_AUDIT (`flags` option; it needs
+   * CAP_AUDIT_WRITE).
+   */
+  audit?: boolean | AuditRule;
   /** With allow: false, the errno the denied call fails with (Linux 6.14, FAN_DENY_ERRNO). */
   errno?: number;
   /**

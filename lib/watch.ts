@@ -38,6 +38,9 @@ export function checkWatch(rawPath: unknown, rawMask: unknown, rawOptions: unkno
   if ((mask & EventClass.MOUNT) !== 0 !== (type === 'mntns')) {
     throw invalidArgument("MNT_ATTACH/MNT_DETACH go with mark: 'mntns' only, and a mntns mark takes only those");
   }
+  if (mask & FAN.FAN_FS_ERROR && type !== 'filesystem') {
+    throw invalidArgument("FS_ERROR goes with mark: 'filesystem' only (the kernel reports errors per filesystem)");
+  }
   if (options.ignoreSurviveModify && !options.ignore) throw invalidArgument('ignoreSurviveModify needs ignore: true');
   if (options.recursive && (type !== 'inode' || options.ignore)) {
     throw invalidArgument('recursive: true chooses its own marks: leave out mark and ignore');
@@ -52,6 +55,22 @@ export function checkWatchOptions(raw: unknown): WatchOptions {
     if (key !== 'mark' && o[key] !== undefined) checkBoolean(o[key], `options.${key}`);
   }
   return o;
+}
+
+/**
+ * Events this kernel cannot deliver at all: a typed NotSupported that names
+ * what is needed, before any group is made (the kernel would only say
+ * EINVAL). Probed, not read from the version; unprivileged callers get the
+ * kernel's own PermissionDenied instead, since the probes need privileges.
+ */
+export function checkKernelSupports(mask: number): void {
+  if (!capability('privileged')) return;
+  if (mask & FAN.FAN_FS_ERROR && !capability('fsError')) {
+    throw new FanotifyError('NotSupported', 'FS_ERROR (filesystem error events) needs Linux 5.16; this kernel does not know it');
+  }
+  if (mask & EventClass.MOUNT && !capability('mntns')) {
+    throw new FanotifyError('NotSupported', "MNT_ATTACH/MNT_DETACH (mount events on a mark: 'mntns') need Linux 6.15; this kernel does not know them");
+  }
 }
 
 /** Whether the path is a directory; a missing path is an InvalidPath error. */

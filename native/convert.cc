@@ -39,10 +39,11 @@ Napi::Object fidToJs(Napi::Env env, const FileIdRecord& fid) {
 void setExtraRecords(Napi::Object obj, const RawEvent& raw) {
   Napi::Env env = obj.Env();
   if (raw.hasError) {
+    // FS_ERROR: the filesystem's errno and how many errors it merged.
     Napi::Object error = Napi::Object::New(env);
-    error.Set("error", raw.error);
-    error.Set("errorCount", raw.errorCount);
-    obj.Set("fsError", error);
+    error.Set("errno", raw.error);
+    error.Set("count", raw.errorCount);
+    obj.Set("error", error);
   }
   if (raw.hasRange) {
     Napi::Object range = Napi::Object::New(env);

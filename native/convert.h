@@ -31,7 +31,7 @@ Napi::Object rawEventToJs(Napi::Env env, const RawEvent& raw);
 //       With `buffers` (the option encoding: 'buffer'), path, name, oldPath
 //       and newPath are Buffers holding the kernel's exact bytes instead
 //       (comm and exe stay strings)
-//   [2] undefined, or { [index]: { errno, message, fsError, range, mountId } }
+//   [2] undefined, or { [index]: { errno, message, error, range, mountId } }
 //       for the rare events that carry more
 constexpr size_t kBatchNumbers = 6;
 constexpr size_t kBatchStrings = 6;

@@ -69,8 +69,8 @@ struct PidfdCloser {
 
 }  // namespace
 
-Enricher::Enricher(PathResolver& paths, bool allowSelf, bool processInfo)
-    : paths_(paths), allowSelf_(allowSelf), processInfo_(processInfo), self_(getpid()) {}
+Enricher::Enricher(PathResolver& paths, MountResolver& mounts, bool allowSelf, bool processInfo)
+    : paths_(paths), mounts_(mounts), allowSelf_(allowSelf), processInfo_(processInfo), self_(getpid()) {}
 
 void Enricher::enrich(std::vector<RawEvent>& raws, const EnrichGroup& group, std::vector<Event>& batch) {
   paths_.newBatch();
@@ -131,10 +131,33 @@ void Enricher::decorate(RawEvent&& raw, const EnrichGroup& group, std::vector<Ev
   if (!ev.hasPath && dirName) ev.hasPath = paths_.fromHandle(*dirName, ev.path);
   if (!ev.hasPath && ev.hasNewPath) ev.hasPath = true, ev.path = ev.newPath;
   if (!ev.hasPath && ev.hasOldPath) ev.hasPath = true, ev.path = ev.oldPath;
-  if (!ev.hasPath && self) ev.hasPath = paths_.fromHandle(*self, ev.path);
+  if ((raw.mask & FAN_FS_ERROR) && self) {
+    // Not fromHandle: a corrupted object must not be looked up again and again.
+    switch (paths_.errorObject(*self, isOwnProcess(raw.pid, group), ev.path)) {
+      case PathResolver::ErrorObject::Resolved: ev.hasPath = true; break;
+      case PathResolver::ErrorObject::Unresolved: ev.path.clear(); break;
+      case PathResolver::ErrorObject::Echo: {  // our own lookup tripped it: not an event of the filesystem's users
+        PidfdCloser pidfdCloser{raw};
+        closeIfOpen(raw.fd);
+        return;
+      }
+    }
+  } else if (!ev.hasPath && self) {
+    ev.hasPath = paths_.fromHandle(*self, ev.path);
+  }
   if (!ev.hasPath && dir) ev.hasPath = paths_.fromHandle(*dir, ev.path);
   if (ev.hasPath && (raw.mask & FAN_MOVED_FROM) && !ev.hasOldPath) ev.hasOldPath = true, ev.oldPath = ev.path;
   if (ev.hasPath && (raw.mask & FAN_MOVED_TO) && !ev.hasNewPath) ev.hasNewPath = true, ev.newPath = ev.path;
+  if (raw.hasMountId) {
+    // A mount event: its path is the mount point; a move (both bits) also
+    // says where the mount was.
+    MountResolver::Place place = mounts_.mountPoint(raw.mountId, raw.mask);
+    if (place.hasPath) ev.hasPath = true, ev.path = place.path;
+    if (place.hasPrevious) {
+      ev.hasOldPath = true, ev.oldPath = std::move(place.previous);
+      ev.hasNewPath = true, ev.newPath = place.path;
+    }
+  }
   ev.raw = std::move(raw);
   batch.push_back(std::move(ev));
 }

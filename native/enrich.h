@@ -11,7 +11,8 @@
 //
 // Threads: the reader thread and, in direct mode, the JavaScript thread may
 // enrich reads at the same time. The Enricher holds only
-// constants and the resolver, which locks for itself (paths.h); the scope
+// constants and the resolvers, which lock for themselves (paths.h,
+// mounts.h); the scope
 // is the caller's snapshot of the group's.
 #pragma once
 
@@ -22,6 +23,7 @@
 
 #include "decoder.h"
 #include "event.h"
+#include "mounts.h"
 #include "paths.h"
 #include "scope.h"
 
@@ -38,7 +40,7 @@ struct EnrichGroup {
 
 class Enricher {
  public:
-  Enricher(PathResolver& paths, bool allowSelf, bool processInfo);
+  Enricher(PathResolver& paths, MountResolver& mounts, bool allowSelf, bool processInfo);
   Enricher(const Enricher&) = delete;
   Enricher& operator=(const Enricher&) = delete;
 
@@ -53,6 +55,7 @@ class Enricher {
   bool isOwnProcess(int32_t pid, const EnrichGroup& group) const;
 
   PathResolver& paths_;
+  MountResolver& mounts_;  // mount events' mount points
   const bool allowSelf_;
   const bool processInfo_;
   const pid_t self_;

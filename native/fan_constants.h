@@ -73,6 +73,20 @@ int fanotify_mark(int fanotify_fd, unsigned int flags, uint64_t mask, int dirfd,
 #ifndef FAN_INFO
 #define FAN_INFO 0x20
 #endif
+#ifndef FAN_RESPONSE_INFO_AUDIT_RULE
+#define FAN_RESPONSE_INFO_AUDIT_RULE 1  // Linux 6.3, with FAN_INFO
+#endif
+// struct fanotify_response_info_audit_rule (Linux 6.3), under a name of our
+// own: older headers lack it, newer ones would clash.
+struct FanAuditRuleRecord {
+  uint8_t type;  // FAN_RESPONSE_INFO_AUDIT_RULE
+  uint8_t pad;
+  uint16_t len;  // sizeof(FanAuditRuleRecord)
+  uint32_t ruleNumber;
+  uint32_t subjectTrust;
+  uint32_t objectTrust;
+};
+static_assert(sizeof(FanAuditRuleRecord) == 16, "the kernel's struct fanotify_response_info_audit_rule");
 #ifndef FAN_NOPIDFD
 #define FAN_NOPIDFD FAN_NOFD
 #endif

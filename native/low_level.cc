@@ -10,6 +10,7 @@
 #include "decoder.h"
 #include "errors.h"
 #include "fan_constants.h"
+#include "pending.h"
 
 namespace fan {
 
@@ -75,9 +76,18 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// writeResponse(fd, eventFd, response, rule?, subjectTrust?, objectTrust?):
+// with a rule number, the FAN_INFO audit-rule record follows the response.
 Napi::Value WriteResponse(const Napi::CallbackInfo& info) {
-  struct fanotify_response r = {i32(info[1]), u32(info[2])};
-  if (write(i32(info[0]), &r, sizeof(r)) != sizeof(r)) throwSysError(info.Env(), {errno, "write", ""});
+  AuditRule audit;
+  bool hasAudit = info.Length() > 5 && info[3].IsNumber();
+  if (hasAudit) {
+    audit.rule = u32(info[3]);
+    audit.subjectTrust = u32(info[4]);
+    audit.objectTrust = u32(info[5]);
+  }
+  int err = writeResponse(i32(info[0]), i32(info[1]), u32(info[2]), hasAudit ? &audit : nullptr);
+  if (err != 0) throwSysError(info.Env(), {err, "write", ""});
   return info.Env().Undefined();
 }
 

@@ -297,6 +297,33 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
   return true;
 }
 
+PathResolver::ErrorObject PathResolver::errorObject(const FileIdRecord& fid, bool fromSelf, std::string& out) {
+  // The kernel's echo of our own try arrives within a read or two; a
+  // window keeps a merged echo (none came) from hiding a later real error.
+  constexpr auto kEchoWindow = std::chrono::seconds(2);
+  // handle_bytes 0 (FILEID_INVALID): the error is the filesystem's, not an object's.
+  if (fid.handle.size() <= sizeof(struct file_handle)) return ErrorObject::Unresolved;
+  std::string key = fid.handleKey();
+  auto now = std::chrono::steady_clock::now();
+  bool tries;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = unresolvable_.find(key);
+    if (it != unresolvable_.end()) {
+      bool echo = fromSelf && it->second.echoPending && now - it->second.tried < kEchoWindow;
+      if (echo) it->second.echoPending = false;
+      return echo ? ErrorObject::Echo : ErrorObject::Unresolved;
+    }
+    // Only a handle that reaches open_by_handle_at (a mount of its filesystem is known) can echo.
+    tries = mountFds_.count(fsidKey(fid.fsid)) != 0;
+  }
+  if (fromHandle(fid, out)) return ErrorObject::Resolved;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (unresolvable_.size() >= kUnresolvableLimit) unresolvable_.clear();
+  unresolvable_[key] = {now, tries};
+  return ErrorObject::Unresolved;
+}
+
 // The scope filter's second look (see paths.h). Nearly every event it sees
 // was read through the remembered mount (a file outside the tree): that
 // costs one statx. Others pay a handle round trip through the clone, whose

@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -71,6 +72,16 @@ class PathResolver {
   // A directory or file handle (plus its name, if any) -> path.
   bool fromHandle(const FileIdRecord& fid, std::string& out);
 
+  // The object of an FS_ERROR event -> path. Resolving the handle of a
+  // corrupted object trips the filesystem's error check again, which the
+  // kernel reports as a new FS_ERROR event caused by this process: so each
+  // handle that fails is tried once only (later events about it get no
+  // path), and the one echo of that try is recognised (Echo: drop it).
+  // `fromSelf`: the event was caused by this process. A null handle (an
+  // error of the whole filesystem) has no path and is never tried.
+  enum class ErrorObject : uint8_t { Resolved, Unresolved, Echo };
+  ErrorObject errorObject(const FileIdRecord& fid, bool fromSelf, std::string& out);
+
   // Starts a read batch: a known path is checked against its inode once per
   // batch, not per event. That is as current as checking every event, since
   // the whole batch is resolved after all its events happened.
@@ -110,6 +121,15 @@ class PathResolver {
   static MountFd openMount(const std::string& path, dev_t dev);
   void ensureMount(const int32_t fsid[2], const std::string& resolved, dev_t dev);
   bool walkUp(int fd, const std::function<void(dev_t, ino_t)>& ancestor);
+
+  // errorObject's handles that did not resolve: when, and whether the echo
+  // of that try is still to come. Cleared whole when it grows past the limit.
+  struct Unresolvable {
+    std::chrono::steady_clock::time_point tried;
+    bool echoPending;
+  };
+  static constexpr size_t kUnresolvableLimit = 1024;
+  std::unordered_map<std::string, Unresolvable> unresolvable_;
 
   std::mutex mu_;
   uint64_t batch_ = 1;

@@ -10,13 +10,27 @@
 
 namespace fan {
 
-namespace {
-
-// Answers a permission event; 0, or the errno write(2) failed with.
-int writeResponse(int groupFd, int eventFd, uint32_t response) {
-  struct fanotify_response r = {eventFd, response};
-  return write(groupFd, &r, sizeof(r)) == sizeof(r) ? 0 : errno;
+int writeResponse(int groupFd, int eventFd, uint32_t response, const AuditRule* audit) {
+  struct Message {
+    struct fanotify_response response;
+    FanAuditRuleRecord info;
+  } m{};
+  static_assert(sizeof(Message) == sizeof(struct fanotify_response) + sizeof(FanAuditRuleRecord), "no padding");
+  m.response = {eventFd, response};
+  size_t size = sizeof(m.response);
+  if (audit) {
+    m.info.type = FAN_RESPONSE_INFO_AUDIT_RULE;
+    m.info.len = sizeof(m.info);
+    m.info.ruleNumber = audit->rule;
+    m.info.subjectTrust = audit->subjectTrust;
+    m.info.objectTrust = audit->objectTrust;
+    size = sizeof(m);
+  }
+  ssize_t n = write(groupFd, &m, size);
+  return n == static_cast<ssize_t>(size) ? 0 : (n < 0 ? errno : EIO);
 }
+
+namespace {
 
 std::string describeExpired(int32_t pid, const std::string& path, int timeoutMs, uint32_t response) {
   return "permission event from pid " + std::to_string(pid) + (path.empty() ? "" : " on '" + path + "'") +
@@ -37,13 +51,13 @@ void PendingTable::add(Event& ev, int groupFd, Clock::time_point now) {
   ev.id = id;
 }
 
-int PendingTable::respond(uint64_t id, uint32_t response) {
+int PendingTable::respond(uint64_t id, uint32_t response, const AuditRule* audit) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return 0;
   Pending& p = it->second;
   // ENOENT: the kernel no longer waits for it; anything else (EINVAL for an
   // errno the kernel refuses) leaves it pending for the deadline to answer.
-  int err = writeResponse(p.groupFd, p.eventFd, response);
+  int err = writeResponse(p.groupFd, p.eventFd, response, audit);
   if (err != 0 && err != ENOENT) return -err;
   ::close(p.eventFd);
   pending_.erase(it);

@@ -27,6 +27,20 @@ struct stat;
 
 namespace fan {
 
+// The FAN_INFO audit-rule record a response may carry (Linux 6.3): the rule
+// that decided, and whether the subject (process) and object (file) are
+// trusted (0 no, 1 yes, 2 unknown), for the audit log.
+struct AuditRule {
+  uint32_t rule = 0;
+  uint32_t subjectTrust = 2;
+  uint32_t objectTrust = 2;
+};
+
+// Writes one response to a group: struct fanotify_response, followed by the
+// audit-rule record when `audit` is given (the caller sets FAN_INFO in
+// `response`). 0, or the errno write(2) failed with.
+int writeResponse(int groupFd, int eventFd, uint32_t response, const AuditRule* audit = nullptr);
+
 class PendingTable {
  public:
   using Clock = std::chrono::steady_clock;
@@ -44,7 +58,7 @@ class PendingTable {
   // event its id, the key answers use, and a deadline timeoutMs from `now`.
   void add(Event& ev, int groupFd, Clock::time_point now);
   // 1: answered; 0: not pending (already answered, expired or closed); < 0: -errno.
-  int respond(uint64_t id, uint32_t response);
+  int respond(uint64_t id, uint32_t response, const AuditRule* audit = nullptr);
   // A new descriptor (F_DUPFD_CLOEXEC) of a pending event's file, for the
   // caller to own: -1 when not pending (err = 0) or the dup failed (err = errno).
   int dupFd(uint64_t id, int& err);

@@ -50,7 +50,7 @@ void closeIfOpen(int fd) {
 
 Reader::Reader(const ReaderOptions& options)
     : options_(options),
-      enricher_(paths_, options.allowSelf, options.processInfo),
+      enricher_(paths_, mounts_, options.allowSelf, options.processInfo),
       pending_(options.permissionTimeoutMs, options.defaultResponse) {}
 
 Reader::~Reader() { close(); }
@@ -138,7 +138,9 @@ bool Reader::mark(int group, unsigned flags, uint64_t mask, int dirfd, const std
   // Learn the path first: the resolver's own system calls must not become
   // events of the mark being placed.
   bool reportsFid = (groupFlags & (FAN_REPORT_FID | FAN_REPORT_DIR_FID)) != 0;
-  if ((flags & FAN_MARK_ADD) && reportsFid && !path.empty())
+  if ((flags & FAN_MARK_ADD) && (flags & FAN_MARK_MNTNS) == FAN_MARK_MNTNS && !path.empty())
+    mounts_.rememberNamespace(dirfd, path);  // (FAN_MARK_MNTNS shares a bit with FAN_MARK_FILESYSTEM)
+  else if ((flags & FAN_MARK_ADD) && reportsFid && !path.empty())
     paths_.rememberMarked(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));
   else if ((flags & FAN_MARK_ADD) && (flags & FAN_MARK_FILESYSTEM) && !path.empty())
     paths_.rememberFilesystem(dirfd, path, !(flags & FAN_MARK_DONT_FOLLOW));
@@ -165,9 +167,9 @@ void Reader::setBufferSize(size_t bytes) {
   options_.bufferSize = bytes;
 }
 
-int Reader::respond(uint64_t id, uint32_t response) {
+int Reader::respond(uint64_t id, uint32_t response, const AuditRule* audit) {
   std::lock_guard<std::mutex> lock(mu_);
-  return pending_.respond(id, response);
+  return pending_.respond(id, response, audit);
 }
 
 int Reader::dupFd(uint64_t id, int& err) {

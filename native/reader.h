@@ -55,6 +55,7 @@
 #include "enrich.h"
 #include "errors.h"
 #include "event.h"
+#include "mounts.h"
 #include "paths.h"
 #include "pending.h"
 #include "process_info.h"
@@ -109,7 +110,7 @@ class Reader {
   void drain(std::vector<Event>& out, size_t max);
 
   // 1: answered; 0: not pending (already answered, expired or closed); < 0: -errno.
-  int respond(uint64_t id, uint32_t response);
+  int respond(uint64_t id, uint32_t response, const AuditRule* audit = nullptr);
   // A new descriptor (F_DUPFD_CLOEXEC) of a pending event's file, for
   // JavaScript to own and close: nothing here ever closes it. -1 when the
   // event is no longer pending (err = 0) or the dup failed (err = errno).
@@ -191,7 +192,8 @@ class Reader {
 
   ReaderOptions options_;
   PathResolver paths_;
-  Enricher enricher_;  // uses paths_
+  MountResolver mounts_;
+  Enricher enricher_;  // uses paths_ and mounts_
   int wakeFd_ = -1;  // made with the thread (addGroup), closed after join
   std::thread thread_;
 

@@ -108,10 +108,19 @@ Napi::Value ReaderWrap::Take(const Napi::CallbackInfo& info) {
   return batchToJs(info.Env(), events, NumbersFor(events.size()), buffers_);
 }
 
-// respond(id, response) -> true if this answered it, false if it was not pending.
+// respond(id, response, rule?, subjectTrust?, objectTrust?) -> true if this
+// answered it, false if it was not pending. A rule number adds the FAN_INFO
+// audit-rule record (the caller sets FAN_INFO in response).
 Napi::Value ReaderWrap::Respond(const Napi::CallbackInfo& info) {
   uint64_t id = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-  int result = reader_->respond(id, info[1].As<Napi::Number>().Uint32Value());
+  AuditRule audit;
+  bool hasAudit = info.Length() > 4 && info[2].IsNumber();
+  if (hasAudit) {
+    audit.rule = info[2].As<Napi::Number>().Uint32Value();
+    audit.subjectTrust = info[3].As<Napi::Number>().Uint32Value();
+    audit.objectTrust = info[4].As<Napi::Number>().Uint32Value();
+  }
+  int result = reader_->respond(id, info[1].As<Napi::Number>().Uint32Value(), hasAudit ? &audit : nullptr);
   if (result < 0) throwSysError(info.Env(), {-result, "write", ""});
   return Napi::Boolean::New(info.Env(), result == 1);
 }

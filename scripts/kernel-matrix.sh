@@ -169,6 +169,7 @@ build_rootfs() {
   copy_with_libs "$stage" "$(readlink -f "$(command -v node)")"
   copy_with_libs "$stage" "$(command -v mke2fs)"
   copy_with_libs "$stage" "$(command -v setpriv)"  # the unprivileged tests run children as nobody
+  copy_with_libs "$stage" "$(command -v debugfs)"  # fs-error.test.ts corrupts ext4 images as LTP's fanotify22 does
   # The tests copy /bin/true and run the copy: a busybox link would not run.
   rm -f "$stage/bin/true" && cp /bin/true "$stage/bin/true" && copy_libs "$stage" /bin/true
   ln -sf mke2fs "$stage$(dirname "$(command -v mke2fs)")/mkfs.ext4"
@@ -223,7 +224,8 @@ build_rootfs_arm64() {
   rm -f "$stage/bin/true" && install -m 755 "$ARM64_SYSROOT/usr/bin/true" "$stage/bin/true"
   rm -f "$stage/bin/setpriv" "$stage/usr/bin/setpriv" && install -m 755 "$ARM64_SYSROOT/usr/bin/setpriv" "$stage/usr/bin/setpriv"
   install -m 755 "$ARM64_SYSROOT/usr/sbin/mke2fs" "$stage/usr/sbin/mke2fs" && ln -s mke2fs "$stage/usr/sbin/mkfs.ext4" || return 1
-  for a in usr/bin/node bin/true usr/bin/setpriv usr/sbin/mke2fs; do copy_arm64_libs "$stage" "$stage/$a" || return 1; done
+  rm -f "$stage/bin/debugfs" && install -m 755 "$ARM64_SYSROOT/usr/sbin/debugfs" "$stage/usr/sbin/debugfs" || return 1  # fs-error.test.ts
+  for a in usr/bin/node bin/true usr/bin/setpriv usr/sbin/mke2fs usr/sbin/debugfs; do copy_arm64_libs "$stage" "$stage/$a" || return 1; done
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' >"$stage/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
   chmod 1777 "$stage/tmp"
@@ -358,7 +360,7 @@ run_host() {
 }
 
 # The kernel-facing test files the matrix runs (override: FANOTIFY_KERNEL_TESTS).
-read -r -a test_files <<<"${FANOTIFY_KERNEL_TESTS:-test/capabilities.test.ts test/events.test.ts test/permission.test.ts test/marks.test.ts test/mark-options.test.ts test/ignore.test.ts test/recursive.test.ts test/unprivileged.test.ts test/cache.test.ts test/pre-content.test.ts}"
+read -r -a test_files <<<"${FANOTIFY_KERNEL_TESTS:-test/capabilities.test.ts test/events.test.ts test/permission.test.ts test/marks.test.ts test/mark-options.test.ts test/ignore.test.ts test/recursive.test.ts test/unprivileged.test.ts test/cache.test.ts test/pre-content.test.ts test/fs-error.test.ts test/mount-events.test.ts test/audit-rule.test.ts}"
 # The arm64 machine runs the same files (about 2 minutes under TCG) unless
 # FANOTIFY_ARM64_TESTS names others.
 read -r -a arm64_test_files <<<"${FANOTIFY_ARM64_TESTS:-${test_files[*]}}"

@@ -158,6 +158,8 @@ describeRoot('bad input throws FanotifyError synchronously and changes no state'
       ['ignoreSurviveModify without ignore', { ignoreSurviveModify: true }],
       ['ignoreSurviveModify with ignore: false', { ignore: false, ignoreSurviveModify: true }],
       ["CREATE with mark: 'mntns'", { mark: 'mntns' }],
+      ['FS_ERROR on an inode mark', {}, MaskFlags.FS_ERROR],
+      ["FS_ERROR on mark: 'mount'", { mark: 'mount' }, MaskFlags.FS_ERROR],
     ])('%s -> InvalidArgument', (_name, bad, mask = MaskFlags.CREATE) => {
       using fan = new Fanotify();
       const err = thrown(() => fan.addWatch(dir, mask, bad as Any));
@@ -168,12 +170,12 @@ describeRoot('bad input throws FanotifyError synchronously and changes no state'
   });
 
   describe('addWatch: the kernel refuses', () => {
-    test('FS_ERROR on an inode mark -> InvalidArgument with EINVAL from fanotify_mark', () => {
+    test('CREATE on a mount mark -> InvalidArgument with EINVAL from fanotify_mark', () => {
       using fan = new Fanotify();
-      const err = thrown(() => fan.addWatch(plainFile, MaskFlags.FS_ERROR));
+      const err = thrown(() => fan.addWatch(plainFile, MaskFlags.CREATE, { mark: 'mount' }));
       expect(err).toMatchObject({ kind: 'InvalidArgument', code: 'EINVAL', errno: -22, syscall: 'fanotify_mark', path: plainFile });
       expect(err.message).toContain(plainFile);
-      expect(thrown(() => fan.removeWatch(plainFile)).kind).toBe('InvalidArgument');
+      expect(thrown(() => fan.removeWatch(plainFile, undefined, { mark: 'mount' })).kind).toBe('InvalidArgument');
       assertWorks(fan);
     });
 

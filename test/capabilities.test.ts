@@ -15,7 +15,7 @@ import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountExt4, mountTmpfs, type Scratch } from './helpers/scratch';
 
-const DOCUMENTED_BOOLEANS = ['privileged', 'fid', 'dfidName', 'rename', 'pidfd', 'filesystemMarks', 'permission', 'preContent', 'denyErrno', 'mntns', 'markIgnore', 'evictable', 'fdError', 'unprivileged'] as const;
+const DOCUMENTED_BOOLEANS = ['privileged', 'fid', 'dfidName', 'rename', 'pidfd', 'filesystemMarks', 'permission', 'preContent', 'denyErrno', 'mntns', 'fsError', 'auditRule', 'markIgnore', 'evictable', 'fdError', 'unprivileged'] as const;
 
 /** fanotify_init accepts these flags here and now (the group is closed at once). */
 function initWorks(flags: number): boolean {
@@ -114,6 +114,10 @@ describeRoot('capabilities() as root: each entry is what a real attempt does', (
     expect({ onFile, onDir }).toEqual({ onFile: capabilities().markIgnore, onDir: capabilities().markIgnore });
     // The legacy ignored mask works everywhere: it is the fallback.
     expect(markWorks(lowLevel.FAN_CLASS_NOTIF, lowLevel.FAN_MARK_IGNORED_MASK, lowLevel.FAN_OPEN, file)).toBe(true);
+  });
+
+  test('fsError: an FS_ERROR filesystem mark in a FID group is accepted (on ext4)', () => {
+    expect(capabilities().fsError).toBe(markWorks(lowLevel.FAN_CLASS_NOTIF | lowLevel.FAN_REPORT_FID, lowLevel.FAN_MARK_FILESYSTEM, lowLevel.FAN_FS_ERROR, ext4.dir));
   });
 
   test('evictable: a FAN_MARK_EVICTABLE inode mark is accepted', () => {

@@ -597,7 +597,7 @@ describe('lowLevel.decode against hand-built buffers', () => {
     const ev = r.events[0];
     expect(ev.fids).toEqual([]);
     expect(ev.pidfd).toBeUndefined();
-    expect(ev.fsError).toBeUndefined();
+    expect(ev.error).toBeUndefined();
     expect(ev.range).toBeUndefined();
     expect(ev.mountId).toBeUndefined();
   });
@@ -615,7 +615,7 @@ describe('lowLevel.decode against hand-built buffers', () => {
     header(ll.FAN_EVENT_INFO_TYPE_MNT, 16).copy(mnt);
     mnt.writeBigUInt64LE(0x1_0000_0042n, 8);
     const r = decode(meta({ mask: ll.FAN_FS_ERROR }, [error, range, mnt]));
-    expect(r.events[0]).toMatchObject({ fsError: { error: 117, errorCount: 3 }, range: { offset: 4096, count: 512 }, mountId: 0x1_0000_0042n });
+    expect(r.events[0]).toMatchObject({ error: { errno: 117, count: 3 }, range: { offset: 4096, count: 512 }, mountId: 0x1_0000_0042n });
   });
 
   test('fuzz: 2000 random buffers never crash, always an array and bytesUsed <= length', () => {

@@ -120,6 +120,8 @@ describeKernel('unprivileged use (a child running as nobody)',
       pidfd: false,
       filesystemMarks: false,
       mntns: false,
+      fsError: false,
+      auditRule: false,
       preContent: false,
     });
     expect(caps.fid).toBe(true);

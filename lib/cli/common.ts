@@ -4,6 +4,7 @@
  * line on stderr with the right exit code.
  */
 import * as path from 'node:path';
+import * as util from 'node:util';
 import type * as Library from '../index';
 
 /** The exit codes of every command (also listed by `fanotify --help` and in the README). */
@@ -101,6 +102,7 @@ export const NOTIFICATION_EVENTS = [
   'delete_self',
   'move_self',
   'rename',
+  'fs_error',
   'all',
 ] as const;
 
@@ -145,6 +147,19 @@ export function defaultEvents(lib: typeof Library, mark: MarkName, wide: boolean
   const move = lib.capabilities().rename ? M.RENAME : M.MOVE;
   const entries = M.CREATE | M.DELETE | move | M.MODIFY | M.CLOSE_WRITE | M.ATTRIB;
   return wide ? entries | M.OPEN | M.ACCESS | M.CLOSE_NOWRITE : entries;
+}
+
+/** Errors filesystems report in FS_ERROR events that libuv has no name for. */
+const FS_ERROR_NAMES: Record<number, string> = { 117: 'EUCLEAN', 108: 'ESHUTDOWN', 74: 'EBADMSG' };
+
+/** An FS_ERROR event's error, for a line: `EUCLEAN (errno 117), 2 times`. */
+export function describeFsError(error: { errno: number; count: number }): string {
+  let name = FS_ERROR_NAMES[error.errno];
+  if (!name) {
+    const known = error.errno > 0 ? util.getSystemErrorName(-error.errno) : '';
+    name = known && !known.startsWith('Unknown') ? known : 'error';
+  }
+  return `${name} (errno ${error.errno})${error.count > 1 ? `, ${error.count} times` : ''}`;
 }
 
 /** A number option: an integer or decimal within [min, max]. */

@@ -29,7 +29,9 @@ Options:
   -i, --interval S      seconds between redraws (default 2)
   -e, --events LIST     events to count (default: every notification event;
                         with --mark mount: open,access,modify,close);
-                        names as in 'fanotify watch --help'
+                        names as in 'fanotify watch --help' (fs_error with
+                        --mark filesystem: filesystem errors, counted in the
+                        header line)
   -r, --recursive       the whole tree under each directory
   -m, --mark TYPE       inode (default), mount or filesystem (those two: root)
       --exclude GLOB    do not count paths matching GLOB (repeatable)
@@ -50,6 +52,8 @@ export class Tally {
   total = 0;
   recent = 0;
   overflows = 0;
+  /** Filesystem errors (FS_ERROR events, each counting the errors the kernel merged into it). */
+  fsErrors = 0;
   readonly types = new Map<string, Counter>();
   readonly files = new Map<string, Counter>();
   readonly processes = new Map<string, Counter>();
@@ -62,6 +66,7 @@ export class Tally {
     }
     this.total++;
     this.recent++;
+    if (ev.error) this.fsErrors += ev.error.count;
     for (const type of ev.types()) if (type !== 'ONDIR') bump(this.types, type);
     bump(this.files, ev.newPath ?? ev.path ?? (ev.name !== null ? `?/${ev.name}` : '(unknown)'));
     bump(this.processes, `${ev.pid}\t${ev.process?.comm ?? '?'}`);
@@ -77,7 +82,8 @@ export class Tally {
     lines.push(`fanotify stats  ${title}  ${clock(new Date(now))}  up ${formatUptime(up)}`);
     lines.push(
       `events: ${this.total} total, ${rate(this.recent)}/s now (last ${seconds.toFixed(1)} s), ` +
-        `${(this.total / up).toFixed(1)}/s average, ${this.overflows} overflow${this.overflows === 1 ? '' : 's'}`,
+        `${(this.total / up).toFixed(1)}/s average, ${this.overflows} overflow${this.overflows === 1 ? '' : 's'}` +
+        (this.fsErrors ? `, ${this.fsErrors} filesystem error${this.fsErrors === 1 ? '' : 's'}` : ''),
     );
     lines.push('');
     lines.push('   rate/s     total  event');

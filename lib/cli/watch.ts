@@ -7,6 +7,7 @@ import {
   checkKernel,
   clock,
   defaultEvents,
+  describeFsError,
   globMatcher,
   loadLibrary,
   onStop,
@@ -19,6 +20,7 @@ import {
 export const summary = 'print one line per event (human-readable, or JSON Lines with --json)';
 
 export const usage = `Usage: fanotify watch PATH... [options]
+       fanotify watch --mounts [PATH...] [options]
 
 Prints one line per event on PATH (a file or a directory: its entries too):
 time, event types, path, pid and command name. Stops on Ctrl-C / SIGTERM.
@@ -30,8 +32,13 @@ Options:
                         with --mark mount: open,modify,close). Known:
                         access, modify, attrib, close_write, close_nowrite,
                         close, open, open_exec, moved_from, moved_to, move,
-                        create, delete, delete_self, move_self, rename, all
+                        create, delete, delete_self, move_self, rename,
+                        fs_error (filesystem errors: with --mark filesystem,
+                        Linux 5.16), all
   -r, --recursive       the whole tree under each directory
+      --mounts          also mounts attached, detached and moved in this
+                        command's mount namespace (root, Linux 6.15): one
+                        line each with the mount point and the mount id
   -m, --mark TYPE       inode (default), mount or filesystem (those two: root)
   -j, --json            JSON Lines: one object per event (for jq and log pipelines)
       --pid N           only events caused by process N
@@ -51,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       events: { type: 'string', short: 'e' },
       recursive: { type: 'boolean', short: 'r' },
+      mounts: { type: 'boolean' },
       mark: { type: 'string', short: 'm' },
       json: { type: 'boolean', short: 'j' },
       pid: { type: 'string' },
@@ -65,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(usage + '\n');
     return EXIT.OK;
   }
-  if (positionals.length === 0) throw new UsageError('watch needs at least one PATH');
+  if (positionals.length === 0 && !values.mounts) throw new UsageError('watch needs at least one PATH (or --mounts)');
   const mark = parseMark(values.mark);
   const pid = parseNumber(values.pid, '--pid', 1, 2 ** 31, true);
   const count = parseNumber(values.count, '--count', 1, Number.MAX_SAFE_INTEGER, true);
@@ -82,13 +90,15 @@ export async function run(argv: string[]): Promise<number> {
   if (values.recursive) watchOptions.recursive = true;
   try {
     for (const p of resolvePaths(positionals)) await afan.addWatch(p, mask, watchOptions);
+    if (values.mounts) await afan.addWatch('/proc/self/ns/mnt', lib.MaskFlags.MNT_ATTACH | lib.MaskFlags.MNT_DETACH, { mark: 'mntns' });
   } catch (err) {
     await afan.close();
     throw err;
   }
 
   // On stderr, so that stdout holds events only: ready, and how to stop.
-  process.stderr.write(`fanotify watch: watching ${positionals.join(' ')}; Ctrl-C to stop\n`);
+  const watched = [...positionals, ...(values.mounts ? ['mounts'] : [])];
+  process.stderr.write(`fanotify watch: watching ${watched.join(' ')}; Ctrl-C to stop\n`);
   const json = values.json === true;
   let shown = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -121,7 +131,11 @@ function excluded(ev: FanotifyEvent, excludes: Array<(p: string) => boolean>): b
   return paths.length > 0 && paths.every((p) => excludes.some((match) => match(p)));
 }
 
-/** `12:00:01.234  CREATE        /srv/data/new.txt  pid 4242 touch` */
+/**
+ * `12:00:01.234  CREATE        /srv/data/new.txt  pid 4242 touch`;
+ * a filesystem error: `12:00:01.234  FS_ERROR      /mnt/disk/dir  EUCLEAN (errno 117)  pid 4242 cat`;
+ * a mount: `12:00:01.234  MNT_ATTACH    /mnt/usb  mount 2147483731  pid 4242 mount`.
+ */
 export function humanLine(ev: FanotifyEvent, now = new Date()): string {
   const types = ev.isOverflow() ? 'OVERFLOW' : ev.types().join('|');
   const where =
@@ -129,7 +143,9 @@ export function humanLine(ev: FanotifyEvent, now = new Date()): string {
       ? `${ev.oldPath} -> ${ev.newPath}`
       : (ev.path ?? (ev.name !== null ? `?/${ev.name}` : '-'));
   const who = ev.isOverflow() ? '' : `  pid ${ev.pid} ${ev.process?.comm ?? '?'}`;
-  return `${clock(now)}  ${types.padEnd(12)}  ${where}${who}`;
+  const error = ev.error ? `  ${describeFsError(ev.error)}` : '';
+  const mount = ev.mountId !== null ? `  mount ${ev.mountId}` : '';
+  return `${clock(now)}  ${types.padEnd(12)}  ${where}${error}${mount}${who}`;
 }
 
 /** One JSON object: the time, then the event's own JSON (types, path, pid, process...). */
