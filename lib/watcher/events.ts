@@ -11,6 +11,7 @@ export type EventType = 'create' | 'update' | 'delete';
 export interface Event {
   /** The absolute path of the file or directory. */
   path: string;
+  /** What happened to it: made, changed (contents or attributes), or removed. */
   type: EventType;
   /** With `reportPid: true`: the process that made the path's latest change in the batch (0 when unknown). */
   pid?: number;
