@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { capabilities, FanotifyError } from '../lib';
 import * as watcher from '../lib/watcher';
 import { EventList } from '../lib/watcher/events';
-import { reapAll, runChild } from './helpers/child';
+import { reapAll, runChild, startChild } from './helpers/child';
 import { readableDist } from './helpers/dist';
 import { withTimeout } from './helpers/events';
 import { describeKernel, describeRoot } from './helpers/kernel';
@@ -323,6 +323,69 @@ describeRoot('fanotify/watcher as root, in this process', () => {
       await s1.unsubscribe();
       await s2.unsubscribe();
     }
+  });
+
+  test('backend is accepted and ignored: fanotify watches whatever name is given', async () => {
+    for (const backend of ['fanotify', 'inotify', 'watchman', 'brute-force'] as const) {
+      const dir = scratch.freshDir();
+      const c = await collect(dir, { backend });
+      try {
+        fs.writeFileSync(path.join(dir, 'f'), '1');
+        await waitUntil(() => c.batches.length > 0, 5000, `a batch with backend ${backend}`);
+        expect(coalesce(c.batches, dir)).toEqual(['create f']);
+      } finally {
+        await c.stop();
+      }
+    }
+  });
+
+  test('moving the root away reports its delete, and nothing after', async () => {
+    const parent = scratch.freshDir('root');
+    const dir = path.join(parent, 'root');
+    const c = await collect(dir);
+    try {
+      fs.renameSync(dir, path.join(parent, 'moved'));
+      await waitUntil(() => c.batches.length > 0, 5000, 'the root\'s delete');
+      fs.writeFileSync(path.join(parent, 'moved', 'after'), '1');
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'new'), '1');
+      await sleep(300);
+      expect(c.batches).toEqual([[{ path: dir, type: 'delete' }]]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('reportPid: the pid of the process that made the change', async () => {
+    const dir = scratch.freshDir();
+    const c = await collect(dir, { reportPid: true });
+    try {
+      const child = startChild('sh', ['-c', `echo hi > ${path.join(dir, 'by-child')}`]);
+      await child.done;
+      await waitUntil(() => c.batches.flat().length > 0, 5000, 'the child\'s create');
+      for (const e of c.batches.flat()) expect(e).toEqual({ path: path.join(dir, 'by-child'), type: expect.stringMatching(/create|update/), pid: child.pid });
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('a callback that throws is an uncaught exception, as with @parcel/watcher', async () => {
+    const dir = scratch.freshDir();
+    const r = await runChild(
+      process.execPath,
+      [
+        '-e',
+        `const w = require(process.argv[1]);
+         process.on('uncaughtException', (e) => { console.log('uncaught: ' + e.message); process.exit(0); });
+         w.subscribe(process.argv[2], () => { throw new Error('from the callback'); }).then(() => require('fs').writeFileSync(process.argv[2] + '/f', '1'));
+         setTimeout(() => { console.log('no exception'); process.exit(1); }, 5000);`,
+        path.join(readableDist(), 'watcher.js'),
+        dir,
+      ],
+      10000,
+    );
+    expect(r.stdout.trim()).toBe('uncaught: from the callback');
+    expect(r.code).toBe(0);
   });
 
   test('works in a worker thread', async () => {
