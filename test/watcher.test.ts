@@ -123,6 +123,18 @@ describe('fanotify/watcher: the package', () => {
   });
 });
 
+describe('fanotify/watcher: types', () => {
+  test('the module type-checks where @parcel/watcher\'s is expected (tsc checks this file)', () => {
+    const asParcel: typeof import('@parcel/watcher') = watcher;
+    const fn: import('@parcel/watcher').SubscribeCallback = () => {};
+    const opts: import('@parcel/watcher').Options = { ignore: ['node_modules', /x/], backend: 'inotify' };
+    const calls = [() => watcher.subscribe('/x', fn, opts), () => watcher.unsubscribe('/x', fn, opts)];
+    // With reportRenames the callback gets rename events too.
+    const extended = () => watcher.subscribe('/x', (_err, events) => events.map((e) => (e.type === 'rename' ? e.oldPath : e.path)), { reportRenames: true });
+    expect([typeof asParcel.subscribe, calls.length, typeof extended]).toEqual(['function', 2, 'function']);
+  });
+});
+
 describe('fanotify/watcher: bad input', () => {
   const noop = () => {};
   test('a RegExp with flags is rejected with @parcel/watcher\'s message', async () => {
