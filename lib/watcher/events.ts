@@ -100,7 +100,10 @@ export class EventList {
       events.push(event);
     }
     this.entries = new Map();
-    return events.sort((a, b) => compareBytes(a.path, b.path));
+    // Paths in the order of their UTF-8 bytes (std::string's order), each encoded once.
+    const keyed = events.map((event) => ({ key: Buffer.from(event.path), event }));
+    keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+    return keyed.map(({ event }) => event);
   }
 
   private entry(path: string, pid: number): Entry {
@@ -113,9 +116,4 @@ export class EventList {
     }
     return entry;
   }
-}
-
-/** Paths in the order of their UTF-8 bytes (std::string's order). */
-function compareBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }

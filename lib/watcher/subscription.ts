@@ -20,6 +20,9 @@ export type SubscribeCallback<E = ExtendedEvent> = (err: Error | null, events: E
 const MIN_WAIT_MS = 50;
 const MAX_WAIT_MS = 500;
 
+/** How many directories moved out of the tree are remembered (see movedOut). */
+const MOVED_OUT_LIMIT = 10000;
+
 const BASE_MASK = MaskFlags.CREATE | MaskFlags.DELETE | MaskFlags.MODIFY | MaskFlags.ATTRIB | MaskFlags.DELETE_SELF | MaskFlags.MOVE_SELF | MaskFlags.ONDIR;
 
 export class Subscription {
@@ -35,7 +38,12 @@ export class Subscription {
   private tick: NodeJS.Immediate | undefined;
   /** Directories moved into the tree in this read: what unprivileged recursion scans in them is not reported (as with @parcel/watcher). */
   private readonly movedIn = new Set<string>();
-  /** Directories moved out of the tree: events still named below them are stale. */
+  /**
+   * Directories moved out of the tree (or renamed inside it): events still
+   * named below their old path are stale (a normal user's per-directory
+   * marks stay on a directory moved out, and the library names its events by
+   * the old path).
+   */
   private readonly movedOut = new Set<string>();
   private rootGone = false;
   private closed = false;
@@ -91,7 +99,12 @@ export class Subscription {
   /** Whether changes to `p` are reported: not ignored, not below a directory moved out. */
   private wanted(p: string): boolean {
     if (this.options.ignore.isIgnored(p)) return false;
-    for (const dir of this.movedOut) if (p.startsWith(`${dir}/`)) return false;
+    if (this.movedOut.size > 0) {
+      // p's ancestors inside the tree, nearest first: O(depth), however many directories moved out.
+      for (let i = p.lastIndexOf('/'); i > this.root.length; i = p.lastIndexOf('/', i - 1)) {
+        if (this.movedOut.has(p.slice(0, i))) return false;
+      }
+    }
     return true;
   }
 
@@ -150,13 +163,19 @@ export class Subscription {
   /** `p` appeared (pid -1: already in the batch as a rename's target). */
   private added(p: string, isDirectory: boolean, moved: boolean, pid: number): void {
     if (pid >= 0) this.batch.create(p, pid);
-    for (const dir of this.movedOut) if (dir === p || dir.startsWith(`${p}/`)) this.movedOut.delete(dir);
+    if (this.movedOut.delete(p) && isDirectory) {
+      for (const dir of this.movedOut) if (dir.startsWith(`${p}/`)) this.movedOut.delete(dir);
+    }
     if (moved && isDirectory) this.movedIn.add(p);
   }
 
   private removed(p: string, movedDirectory: boolean, pid: number): void {
     this.batch.remove(p, pid);
-    if (movedDirectory) this.movedOut.add(p);
+    if (movedDirectory) {
+      this.movedOut.add(p);
+      // Bounded: the oldest go first (their stale events, if any, are long past).
+      if (this.movedOut.size > MOVED_OUT_LIMIT) this.movedOut.delete(this.movedOut.values().next().value as string);
+    }
   }
 
   /**
