@@ -351,6 +351,27 @@ describeRoot('fanotify/watcher as root, in this process', () => {
     }
   });
 
+  test('a root reached through a symlinked parent: paths are spelled as the caller spelled the root, as @parcel/watcher does', async () => {
+    const real = scratch.freshDir('root');
+    const link = path.join(scratch.freshDir(), 'link');
+    fs.symlinkSync(real, link);
+    const dir = path.join(link, 'root');
+    const c = await collect(dir);
+    const theirs: Ev[][] = [];
+    const sub = await parcel.subscribe(dir, (_err, events) => theirs.push(events));
+    try {
+      fs.writeFileSync(path.join(real, 'root', 'f'), '1');
+      await waitUntil(() => c.batches.length > 0 && theirs.length > 0, 5000, 'both batches');
+      await sleep(200);
+      expect(coalesce(c.batches, dir)).toEqual(['create f']);
+      expect(c.batches.flat()[0]!.path).toBe(path.join(dir, 'f'));
+      expect(coalesce(theirs, dir)).toEqual(['create f']);
+    } finally {
+      await c.stop();
+      await sub.unsubscribe();
+    }
+  });
+
   test('moving the root away reports its delete, and nothing after', async () => {
     const parent = scratch.freshDir('root');
     const dir = path.join(parent, 'root');
