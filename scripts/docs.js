@@ -2,7 +2,7 @@
 // `npm run docs`: the API reference, generated from the doc comments of the
 // declarations tsc emits (dist/*.d.ts), into docs/api/ (which git ignores):
 // README.md (an index) and one Markdown page per entry point of the package
-// ("fanotify" and "fanotify/low-level").
+// ("fanotify", "fanotify/low-level" and "fanotify/watcher").
 //
 // Why not typedoc: it loads TypeScript's JavaScript compiler API, and the
 // compiler here (typescript@7, the native one) has none; typedoc 0.28 accepts
@@ -22,6 +22,7 @@ const outDir = path.resolve(root, process.argv[2] || path.join('docs', 'api'));
 const ENTRIES = [
   { module: 'fanotify', file: 'index.d.ts', page: 'fanotify.md' },
   { module: 'fanotify/low-level', file: 'low-level.d.ts', page: 'low-level.md' },
+  { module: 'fanotify/watcher', file: 'watcher.d.ts', page: 'watcher.md' },
 ];
 
 /** Removes string literals and comments so that brackets can be counted. */

@@ -93,6 +93,7 @@ interface ChildReport {
   packageJson: string;
   exportTypes: Record<string, string>;
   sameLowLevel: boolean;
+  watcherFunctions: string[];
   createMatchesKernel: boolean;
   deepImport: string;
   addon: string;
@@ -110,7 +111,9 @@ const path = require('node:path');
 const dir = process.argv[2];
 const fanotify = require('fanotify');
 const lowLevel = require('fanotify/low-level');
+const watcher = require('fanotify/watcher');
 const out = { pid: process.pid };
+out.watcherFunctions = ['subscribe', 'unsubscribe', 'writeSnapshot', 'getEventsSince'].map((name) => name + ':' + typeof watcher[name]);
 out.resolved = require.resolve('fanotify');
 out.packageJson = require.resolve('fanotify/package.json');
 out.exportTypes = {};
@@ -195,6 +198,8 @@ describeRoot('package: the packed tarball installs without a compile step and lo
       'dist/index.d.ts',
       'dist/low-level.js',
       'dist/low-level.d.ts',
+      'dist/watcher.js',
+      'dist/watcher.d.ts',
     ]) {
       expect({ required, shipped: files.has(required) }).toEqual({ required, shipped: true });
     }
@@ -216,7 +221,7 @@ describeRoot('package: the packed tarball installs without a compile step and lo
     expect(prebuiltAddons(path.join(installed, 'prebuilds', platformDir))).not.toEqual([]);
     const pkg = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8'));
     expect(pkg.exports['./package.json']).toBe('./package.json');
-    for (const target of [pkg.main, pkg.types, pkg.exports['.'].default, pkg.exports['.'].types, pkg.exports['./low-level'].default, pkg.exports['./low-level'].types]) {
+    for (const target of [pkg.main, pkg.types, pkg.exports['.'].default, pkg.exports['.'].types, pkg.exports['./low-level'].default, pkg.exports['./low-level'].types, pkg.exports['./watcher'].default, pkg.exports['./watcher'].types]) {
       expect({ target, exists: fs.existsSync(path.join(installed, target)) }).toEqual({ target, exists: true });
     }
   });
@@ -242,6 +247,7 @@ describeRoot('package: the packed tarball installs without a compile step and lo
       capabilities: 'function',
     });
     expect(report.sameLowLevel).toBe(true);
+    expect(report.watcherFunctions).toEqual(['subscribe:function', 'unsubscribe:function', 'writeSnapshot:function', 'getEventsSince:function']);
     expect(report.createMatchesKernel).toBe(true);
     expect(report.deepImport).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED');
     // node-gyp-build picks the shipped prebuild: there is no build/ to prefer.

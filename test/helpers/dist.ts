@@ -38,7 +38,8 @@ export function ensureDist(): void {
  * needs at run time: dist/, package.json, node-gyp-build and the addon
  * (build/Release and prebuilds/, so node-gyp-build picks as it does here).
  * The directory and its path exist from the call on (child programs can
- * name it); `stage()` copies, after dist/ is built; the copy is removed in
+ * name it); `stage()` copies, after dist/ is built (with the runtime
+ * dependencies: node-gyp-build, picomatch, is-glob); the copy is removed in
  * `remove()` or when the process exits.
  */
 export interface DistForOthers {
@@ -61,7 +62,19 @@ export function distForOthers(): DistForOthers {
       };
       copy('dist');
       copy('package.json');
-      copy(path.join('node_modules', 'node-gyp-build'));
+      // The runtime dependencies (and theirs) that require() finds from dist/.
+      const packages = new Set<string>();
+      const addDependencies = (manifest: string): void => {
+        const deps = (JSON.parse(fs.readFileSync(path.join(root, manifest), 'utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {};
+        for (const name of Object.keys(deps)) {
+          const dir = path.join('node_modules', name);
+          if (packages.has(dir) || !fs.existsSync(path.join(root, dir, 'package.json'))) continue;
+          packages.add(dir);
+          addDependencies(path.join(dir, 'package.json'));
+        }
+      };
+      addDependencies('package.json');
+      for (const dir of packages) copy(dir);
       copy(path.join('build', 'Release', 'fanotify.node'));
       copy('prebuilds');
       execFileSync('chmod', ['-R', 'a+rX', dir]);
