@@ -15,7 +15,9 @@
         "native/reader.cc",
         "native/reader_direct.cc",
         "native/reader_wrap.cc",
-        "native/scope.cc"
+        "native/scope.cc",
+        "native/walker.cc",
+        "native/walker_wrap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -1,5 +1,7 @@
 #include "paths.h"
 
+#include "walker.h"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -272,6 +274,10 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
     auto marked = marked_.find(key);
     found = checkLocked(marked == marked_.end() ? nullptr : &marked->second, base);
     wasMarked = found != 0;
+    for (const auto& set : dirSets_) {
+      if (found != 0) break;
+      if (set && set->pathOf(key, batch_, base)) found = 1;
+    }
     if (found == 0) found = checkLocked(cache_.find(key), base);
   }
   if (found != 1) {
@@ -399,6 +405,22 @@ void PathResolver::closeAll(std::vector<int>* later) {
   mountFds_.clear();
   marked_.clear();
   cache_.clear();
+}
+
+int PathResolver::addDirSet() {
+  std::lock_guard<std::mutex> lock(mu_);
+  dirSets_.push_back(std::make_shared<DirSet>());
+  return static_cast<int>(dirSets_.size() - 1);
+}
+
+std::shared_ptr<DirSet> PathResolver::dirSet(int id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return id >= 0 && static_cast<size_t>(id) < dirSets_.size() ? dirSets_[id] : nullptr;
+}
+
+void PathResolver::dropDirSet(int id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (id >= 0 && static_cast<size_t>(id) < dirSets_.size()) dirSets_[id].reset();
 }
 
 }  // namespace fan

@@ -20,14 +20,18 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "decoder.h"
 #include "lru.h"
 
 namespace fan {
+
+class DirSet;
 
 class PathResolver {
  public:
@@ -76,6 +80,12 @@ class PathResolver {
   // the whole batch is resolved after all its events happened.
   void newBatch();
 
+  // The directory sets of unprivileged recursive watches (walker.h): their
+  // directories resolve like marked ones. Ids are small integers.
+  int addDirSet();
+  std::shared_ptr<DirSet> dirSet(int id);
+  void dropDirSet(int id);
+
   // Closes the mount fds, or with `later`, hands them over to be closed by the caller.
   void closeAll(std::vector<int>* later = nullptr);
 
@@ -116,6 +126,7 @@ class PathResolver {
   std::unordered_map<std::string, Known> marked_;  // handleKey -> marked object
   LruMap<Known> cache_{kCacheLimit};              // handleKey -> resolved directory
   std::unordered_map<uint64_t, MountFd> mountFds_;
+  std::vector<std::shared_ptr<DirSet>> dirSets_;  // by id; null once dropped
 };
 
 }  // namespace fan

@@ -111,6 +111,12 @@ void Reader::setScope(int group, std::vector<ScopeRule> rules) {
 // Note: the kernel may already hold events from before the scope changed;
 // they are judged by the new scope, which is what the caller just asked for.
 
+int Reader::groupFd(int group) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || group < 0 || static_cast<size_t>(group) >= groups_.size()) return -1;
+  return groups_[group].fd;
+}
+
 bool Reader::mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err) {
   int fd;
   unsigned groupFlags;

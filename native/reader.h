@@ -81,6 +81,10 @@ class Reader {
   // Creates a group with exactly these fanotify_init flags; returns its index.
   int addGroup(unsigned flags, unsigned eventFlags, SysError& err);
   bool mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err);
+  // The fd of a group (-1: no such group, or closing), for the walker of
+  // unprivileged recursive watches (walker.h), which marks with it.
+  int groupFd(int group);
+  PathResolver& paths() { return paths_; }
   // Keeps only events inside these rules from this group (recursive watches);
   // no rules: everything the kernel reports.
   void setScope(int group, std::vector<ScopeRule> rules);
