@@ -123,6 +123,8 @@ export class Marks {
 
   /** Forgets every watch (the groups close with the reader). */
   clear(): void {
+    // Stops tree walks under way (native/walker.h: DirSet::cancel).
+    for (const record of this.records.values()) if (record.targets instanceof DirectoryTargets && record.targets.id >= 0) this.reader.dirs('drop', record.targets.id);
     this.records.clear();
     this.objects.clear();
   }
@@ -164,17 +166,40 @@ export class Marks {
    */
   private placeTree(record: MarkRecord, dirs: DirectoryTargets, masks: Iterable<[GroupKind, number]>, added?: Array<[Placement, number]>): void {
     for (const [kind, mask] of masks) {
-      const group = this.ensureGroup(kind);
-      if (dirs.id < 0) dirs.id = this.reader.dirs('new');
-      const placement = this.treePlacement(record, dirs, kind);
-      added?.push([placement, mask & ~placement.bits]);
-      placement.bits |= mask;
+      const group = this.treeStep(record, dirs, kind, mask, added);
       try {
         this.reader.dirs('walk', dirs.id, group, FAN.FAN_MARK_ADD | record.flags, mask, dirs.root, false, false);
       } catch (err) {
         throw this.markError(err, FAN.FAN_MARK_ADD | record.flags, mask, dirs.root, kind);
       }
     }
+  }
+
+  /**
+   * placeOn for an unprivileged recursive watch of AsyncFanotify: the same
+   * walk on a walker thread (native/walker_wrap.cc), the JavaScript thread
+   * free meanwhile; resolves when every directory is marked.
+   */
+  async placeTreeAsync(record: MarkRecord, dirs: DirectoryTargets, masks: Iterable<[GroupKind, number]>, added: Array<[Placement, number]>): Promise<void> {
+    for (const [kind, mask] of masks) {
+      const group = this.treeStep(record, dirs, kind, mask, added);
+      await new Promise<void>((resolve, reject) => {
+        this.reader.dirs('walkAsync', dirs.id, group, FAN.FAN_MARK_ADD | record.flags, mask, dirs.root, (err) => {
+          if (err) reject(this.markError(err, FAN.FAN_MARK_ADD | record.flags, mask, dirs.root, kind));
+          else resolve();
+        });
+      });
+    }
+  }
+
+  /** Before a tree walk: the group, the set and the placement that stands for the walk's marks. */
+  private treeStep(record: MarkRecord, dirs: DirectoryTargets, kind: GroupKind, mask: number, added?: Array<[Placement, number]>): number {
+    const group = this.ensureGroup(kind);
+    if (dirs.id < 0) dirs.id = this.reader.dirs('new');
+    const placement = this.treePlacement(record, dirs, kind);
+    added?.push([placement, mask & ~placement.bits]);
+    placement.bits |= mask;
+    return group;
   }
 
   /**

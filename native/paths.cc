@@ -394,6 +394,15 @@ bool PathResolver::walkUp(int fd, const std::function<void(dev_t, ino_t)>& ances
 }
 
 void PathResolver::closeAll(std::vector<int>* later) {
+  std::vector<std::thread> walkers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& set : dirSets_)
+      if (set) set->cancel();
+    dirSets_.clear();
+    walkers.swap(walkers_);
+  }
+  for (std::thread& walker : walkers) walker.join();
   std::lock_guard<std::mutex> lock(mu_);
   if (procFds_ >= 0) close(procFds_);
   procFds_ = -1;
@@ -420,7 +429,14 @@ std::shared_ptr<DirSet> PathResolver::dirSet(int id) {
 
 void PathResolver::dropDirSet(int id) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (id >= 0 && static_cast<size_t>(id) < dirSets_.size()) dirSets_[id].reset();
+  if (id < 0 || static_cast<size_t>(id) >= dirSets_.size() || !dirSets_[id]) return;
+  dirSets_[id]->cancel();
+  dirSets_[id].reset();
+}
+
+void PathResolver::startWalker(std::function<void()> walk) {
+  std::lock_guard<std::mutex> lock(mu_);
+  walkers_.emplace_back(std::move(walk));  // throws std::system_error if no thread can be made
 }
 
 }  // namespace fan

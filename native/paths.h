@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -85,6 +86,9 @@ class PathResolver {
   int addDirSet();
   std::shared_ptr<DirSet> dirSet(int id);
   void dropDirSet(int id);
+  // Runs a walk of a set on a thread of its own; closeAll cancels the sets
+  // and joins these threads, so none outlives the reader.
+  void startWalker(std::function<void()> walk);
 
   // Closes the mount fds, or with `later`, hands them over to be closed by the caller.
   void closeAll(std::vector<int>* later = nullptr);
@@ -127,6 +131,7 @@ class PathResolver {
   LruMap<Known> cache_{kCacheLimit};              // handleKey -> resolved directory
   std::unordered_map<uint64_t, MountFd> mountFds_;
   std::vector<std::shared_ptr<DirSet>> dirSets_;  // by id; null once dropped
+  std::vector<std::thread> walkers_;
 };
 
 }  // namespace fan

@@ -189,6 +189,10 @@ void DirSet::pruneLocked() {
 
 bool DirSet::walkDir(int parentFd, const std::string& name, uint32_t parent, const std::string& path, const WalkOptions& o,
                      SysError& err) {
+  if (cancelled_) {
+    err = {ECANCELED, "fanotify_mark", path};
+    return false;
+  }
   struct stat st;
   if (fstatat(parentFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) return true;
   HandleBuffer h;

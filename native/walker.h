@@ -17,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -64,6 +65,9 @@ class DirSet {
   // Whether (dev, ino) is one of the set's directories.
   bool has(dev_t dev, ino_t ino);
   size_t size();
+  // Stops a walk under way (it fails with ECANCELED at its next directory):
+  // the watch was removed or the reader closed.
+  void cancel() { cancelled_ = true; }
 
   // Removes `bits` from the mark of every directory still at its place,
   // except what `keep` ((dev, ino) -> bits other watches need there) keeps.
@@ -106,6 +110,7 @@ class DirSet {
   std::vector<uint32_t> table_;  // open addressing: index + 1, 0 empty
   std::vector<Fs> fs_;
   size_t pruneAt_ = 1024;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace fan

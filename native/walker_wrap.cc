@@ -48,7 +48,9 @@ Napi::Value ReaderWrap::Dirs(const Napi::CallbackInfo& info) {
     paths.dropDirSet(info[1].As<Napi::Number>().Int32Value());
     return env.Undefined();
   }
-  if (!set) throwTypeError(env, "fanotify: no such directory set");
+  if (!set && op == "size") return Napi::Number::New(env, 0);  // dropped, or the reader closed
+  if (!set && op == "has") return Napi::Boolean::New(env, false);
+  if (!set) throwSysError(env, {ECANCELED, "fanotify_mark", ""});
   if (op == "size") return Napi::Number::New(env, static_cast<double>(set->size()));
   if (op == "has") {
     struct stat st;
@@ -88,16 +90,18 @@ Napi::Value ReaderWrap::Dirs(const Napi::CallbackInfo& info) {
     walk->options.groupFd = fcntl(groupFd, F_DUPFD_CLOEXEC, 0);
     if (walk->options.groupFd < 0) throwSysError(env, {errno, "fcntl", ""});
     Napi::ThreadSafeFunction done = Napi::ThreadSafeFunction::New(
-        env, info[6].As<Napi::Function>(), "fanotify.walk", 0, 1, [walk](Napi::Env) { close(walk->options.groupFd); });
+        env, info[6].As<Napi::Function>(), "fanotify.walk", 0, 1);
     try {
-      std::thread([walk, done]() mutable {
+      paths.startWalker([walk, done]() mutable {
         walk->ok = walk->set->walk(walk->root, walk->options, walk->err);
+        close(walk->options.groupFd);  // before the callback: the walk is over
         done.BlockingCall([walk](Napi::Env env, Napi::Function callback) {
           callback.Call({walk->ok ? env.Null() : makeSysError(env, walk->err).Value()});
         });
         done.Release();
-      }).detach();
+      });
     } catch (...) {
+      close(walk->options.groupFd);
       done.Release();
       throw;
     }
