@@ -434,6 +434,18 @@ void PathResolver::dropDirSet(int id) {
   dirSets_[id].reset();
 }
 
+void PathResolver::directoryMoved(const FileIdRecord& to) {
+  if (!to.hasName || to.name.empty()) return;
+  std::string parentKey = to.handleKey();
+  std::vector<std::shared_ptr<DirSet>> sets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& set : dirSets_)
+      if (set) sets.push_back(set);
+  }
+  for (const auto& set : sets) set->moved(parentKey, to.name, batch_);
+}
+
 void PathResolver::startWalker(std::function<void()> walk) {
   std::lock_guard<std::mutex> lock(mu_);
   walkers_.emplace_back(std::move(walk));  // throws std::system_error if no thread can be made

@@ -86,6 +86,9 @@ class PathResolver {
   int addDirSet();
   std::shared_ptr<DirSet> dirSet(int id);
   void dropDirSet(int id);
+  // A directory was moved to `to` (its new parent's handle and its name):
+  // where a set holds both, the directory takes its new place there.
+  void directoryMoved(const FileIdRecord& to);
   // Runs a walk of a set on a thread of its own; closeAll cancels the sets
   // and joins these threads, so none outlives the reader.
   void startWalker(std::function<void()> walk);

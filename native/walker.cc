@@ -35,6 +35,9 @@ struct Fd {
 
 // Failures that mean "nothing to mark here": gone, not a directory any more,
 // or not readable by this user. Everything else stops the walk.
+// Events a walk's own reading of a directory makes.
+constexpr uint64_t kSelfEvents = FAN_OPEN | FAN_ACCESS | FAN_CLOSE_NOWRITE | FAN_OPEN_EXEC;
+
 bool skippable(int err) { return err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM || err == ELOOP; }
 
 uint64_t hashOf(const char* p, size_t n, uint8_t fs) {
@@ -45,12 +48,12 @@ uint64_t hashOf(const char* p, size_t n, uint8_t fs) {
 
 // The handle as the kernel's events carry it: FID-only where the kernel
 // has it (Linux 6.5), as PathResolver::rememberMarked asks for it.
-size_t handleOf(int dirFd, const char* name, HandleBuffer& h) {
+size_t handleOf(int dirFd, const char* name, HandleBuffer& h, int flags = 0) {
   int mountId = 0;
   h.fh.handle_bytes = kMaxHandle;
-  if (name_to_handle_at(dirFd, name, &h.fh, &mountId, AT_HANDLE_FID) != 0) {
+  if (name_to_handle_at(dirFd, name, &h.fh, &mountId, flags | AT_HANDLE_FID) != 0) {
     h.fh.handle_bytes = kMaxHandle;
-    if (name_to_handle_at(dirFd, name, &h.fh, &mountId, 0) != 0) return 0;
+    if (name_to_handle_at(dirFd, name, &h.fh, &mountId, flags) != 0) return 0;
   }
   return sizeof(h.fh) + h.fh.handle_bytes;
 }
@@ -193,25 +196,24 @@ bool DirSet::walkDir(int parentFd, const std::string& name, uint32_t parent, con
     err = {ECANCELED, "fanotify_mark", path};
     return false;
   }
+  Fd dir;
+  dir.fd = openat(parentFd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir.fd < 0) {
+    if (skippable(errno)) return true;
+    err = {errno, "open", path};
+    return false;
+  }
   struct stat st;
-  if (fstatat(parentFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) return true;
+  if (fstat(dir.fd, &st) != 0) return true;
   HandleBuffer h;
-  size_t len = handleOf(parentFd, name.c_str(), h);
+  size_t len = handleOf(dir.fd, "", h, AT_EMPTY_PATH);
   const char* handle = reinterpret_cast<const char*>(&h.fh);
   bool known;
   uint32_t index;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    int64_t found = -1;
-    uint8_t fs = 0;
-    for (size_t i = 0; i < fs_.size(); i++)
-      if (fs_[i].dev == st.st_dev) fs = static_cast<uint8_t>(i), found = 0;
-    if (found < 0) {
-      Fd dir;
-      dir.fd = openat(parentFd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      fs = fsIndexLocked(st.st_dev, dir.fd);
-    }
-    found = findLocked(handle, len, fs);
+    uint8_t fs = fsIndexLocked(st.st_dev, dir.fd);
+    int64_t found = findLocked(handle, len, fs);
     known = found >= 0;
     if (known) {
       index = static_cast<uint32_t>(found);
@@ -220,49 +222,46 @@ bool DirSet::walkDir(int parentFd, const std::string& name, uint32_t parent, con
       index = addLocked(parent, name, handle, len, fs, st.st_ino);
     }
   }
-  bool markNow = o.follow && !known;
-  if (markNow && fanotify_mark(o.groupFd, o.flags, o.mask, parentFd, name.c_str()) != 0) {
+  // A new directory is marked before it is read (nothing made in it
+  // meanwhile is missed). addWatch marks every directory the same way,
+  // unless the mask asks for events the walk itself makes (its open, read
+  // and close of each directory): then each is marked by name after its fd
+  // is closed, and a directory made in it while it is read is missed, as it
+  // would be just before addWatch.
+  bool markFirst = o.follow ? !known : (o.mask & kSelfEvents) == 0;
+  if (markFirst && fanotify_mark(o.groupFd, o.flags, o.mask, dir.fd, nullptr) != 0) {
     if (skippable(errno)) return true;
     err = {errno, "fanotify_mark", path};
     return false;
   }
+  bool collect = o.follow && !known && o.found;
   std::vector<std::string> subdirs;
-  {
-    Fd dir;
-    dir.fd = openat(parentFd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dir.fd < 0) {
-      if (!skippable(errno)) {
-        err = {errno, "open", path};
-        return false;
+  alignas(8) char buf[32768];
+  for (;;) {
+    long n = syscall(SYS_getdents64, dir.fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      auto* e = reinterpret_cast<struct dirent64*>(buf + off);
+      off += e->d_reclen;
+      const char* entry = e->d_name;
+      if (entry[0] == '.' && (entry[1] == 0 || (entry[1] == '.' && entry[2] == 0))) continue;
+      bool isDir = e->d_type == DT_DIR;
+      if (e->d_type == DT_UNKNOWN) {
+        struct stat est;
+        isDir = fstatat(dir.fd, entry, &est, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(est.st_mode);
       }
-    } else {
-      alignas(8) char buf[32768];
-      for (;;) {
-        long n = syscall(SYS_getdents64, dir.fd, buf, sizeof(buf));
-        if (n <= 0) break;
-        for (long off = 0; off < n;) {
-          auto* e = reinterpret_cast<struct dirent64*>(buf + off);
-          off += e->d_reclen;
-          const char* entry = e->d_name;
-          if (entry[0] == '.' && (entry[1] == 0 || (entry[1] == '.' && entry[2] == 0))) continue;
-          bool isDir = e->d_type == DT_DIR;
-          if (e->d_type == DT_UNKNOWN) {
-            struct stat est;
-            isDir = fstatat(dir.fd, entry, &est, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(est.st_mode);
-          }
-          if (markNow && o.found) o.found->push_back({path, entry, isDir});
-          if (isDir) subdirs.emplace_back(entry);
-        }
-      }
-      for (const std::string& sub : subdirs) {
-        std::string subPath = path == "/" ? "/" + sub : path + "/" + sub;
-        if (!walkDir(dir.fd, sub, index, subPath, o, err)) return false;
-      }
+      if (collect) o.found->push_back({path, entry, isDir});
+      if (isDir) subdirs.emplace_back(entry);
     }
   }
-  // addWatch: marked after its entries were read (and its fd closed), so the
-  // walk's own open, read and close are no events of the mark placed here.
-  if (!o.follow && fanotify_mark(o.groupFd, o.flags, o.mask, parentFd, name.c_str()) != 0) {
+  for (const std::string& sub : subdirs) {
+    std::string subPath = path == "/" ? "/" + sub : path + "/" + sub;
+    if (!walkDir(dir.fd, sub, index, subPath, o, err)) return false;
+  }
+  if (o.follow || markFirst) return true;
+  close(dir.fd);
+  dir.fd = -1;
+  if (fanotify_mark(o.groupFd, o.flags, o.mask, parentFd, name.c_str()) != 0) {
     if (skippable(errno)) return true;
     err = {errno, "fanotify_mark", path};
     return false;
@@ -325,6 +324,23 @@ bool DirSet::pathOf(const std::string& key, uint64_t batch, std::string& out) {
     return true;
   }
   return false;
+}
+
+void DirSet::moved(const std::string& parentKey, const std::string& name, uint64_t batch) {
+  std::string parentPath;
+  if (!pathOf(parentKey, batch, parentPath)) return;
+  std::string path = parentPath == "/" ? "/" + name : parentPath + "/" + name;
+  HandleBuffer h;
+  size_t len = handleOf(AT_FDCWD, path.c_str(), h);
+  if (len == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < fs_.size(); i++) {
+    if (std::memcmp(fs_[i].fsid, parentKey.data(), 8) != 0) continue;
+    int64_t parent = findLocked(parentKey.data() + 8, parentKey.size() - 8, static_cast<uint8_t>(i));
+    int64_t child = findLocked(reinterpret_cast<const char*>(&h.fh), len, static_cast<uint8_t>(i));
+    if (parent >= 0 && child >= 0 && parent != child) setNameLocked(static_cast<uint32_t>(child), static_cast<uint32_t>(parent), name);
+    return;
+  }
 }
 
 bool DirSet::has(dev_t dev, ino_t ino) {

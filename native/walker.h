@@ -62,6 +62,11 @@ class DirSet {
   // to it (checked once per `batch`).
   bool pathOf(const std::string& key, uint64_t batch, std::string& out);
 
+  // A directory moved to `name` in the directory with key `parentKey`: if
+  // both are in the set, the moved one is re-parented (found by its handle,
+  // looked up at its new path).
+  void moved(const std::string& parentKey, const std::string& name, uint64_t batch);
+
   // Whether (dev, ino) is one of the set's directories.
   bool has(dev_t dev, ino_t ino);
   size_t size();
