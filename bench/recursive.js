@@ -282,13 +282,15 @@ function summarize(results, cfg) {
         created: ok.reduce((a, r) => a + r.latency.creations, 0),
       };
     }
-    const libKind = rows.lib && rows.lib.ok ? 'lib' : 'lib-fs';
+    // The row the others are compared with: lib, else lib-fs, else (a run of
+    // only unprivileged watchers) lib-unpriv.
+    const libKind = rows.lib && rows.lib.ok ? 'lib' : rows['lib-fs'] || !rows['lib-unpriv'] ? 'lib-fs' : 'lib-unpriv';
     const lib = rows[libKind];
     for (const row of Object.values(rows)) {
       row.readyVsLib = lib ? row.readyMs / lib.readyMs : NaN;
     }
     const parcel = rows.parcel;
-    const goal = lib && {
+    const goal = libKind !== 'lib-unpriv' && lib && {
       libKind,
       setupSpeedupVsParcel: parcel ? parcel.readyMs / lib.readyMs : NaN,
       setupGoalMet: parcel ? parcel.readyMs / lib.readyMs >= 50 : false,
@@ -360,7 +362,7 @@ function reportRecursive(results, run) {
     const g = s.goal;
     const goalLine = g
       ? `Goal: setup ≥ 50x faster than @parcel/watcher: ${Number.isFinite(g.setupSpeedupVsParcel) ? `**${fmt(g.setupSpeedupVsParcel, 0)}x**, ${yes(g.setupGoalMet)}` : 'not measured (@parcel/watcher did not get ready)'}; RSS growth < 5 MiB: **${fmt(g.rssGrowthMiB, 1)} MiB**, ${yes(g.rssGoalMet)}; event delivered with its full path: **${g.delivered}**, ${yes(g.deliveredGoalMet)}${g.libKind === 'lib-fs' ? ' (measured with the stand-in, not recursive: true)' : ''}.`
-      : 'Goal: no library run succeeded.';
+      : s.rows.lib || s.rows['lib-fs'] ? 'Goal: no library run succeeded.' : '';
     const u = s.unprivGoal;
     const unprivLine = u
       ? `Goal (issue 12), both as nobody: \`recursive: true\` ready in ≤ 0.6x @parcel/watcher's time: **${fmt(u.readyRatio, 2)}x**, ${yes(u.readyGoalMet)} (the C floor: ${fmt(u.floorReadyRatio, 2)}x); RSS growth ≤ 0.2x @parcel/watcher's: **${fmt(u.rssRatio, 2)}x**, ${yes(u.rssGoalMet)}; events with full paths: ${u.delivered}.`
@@ -371,7 +373,7 @@ function reportRecursive(results, run) {
       .join(', ');
     const warm = s.rows.lib && Number.isFinite(s.rows.lib.warmReadyMs) ? ` A second \`recursive: true\` watcher (new instance) in the same, now warm, process is ready in ${fmt(s.rows.lib.warmReadyMs)} ms (median): the rest of the first one's time is one-time start-up.` : '';
     const splitLine = split ? `Library ready time = \`new AsyncFanotify()\` + \`await addWatch()\`, ms (medians): ${split}.${warm}` : '';
-    parts.push(`#### Depth ${t.depth} × width ${t.width}: ${commas(t.dirs)} directories (made in ${fmt(t.mktreeMs, 0)} ms)\n\n${table(rows)}\n\n${goalLine}${unprivLine ? `\n\n${unprivLine}` : ''}${splitLine ? `\n\n${splitLine}` : ''}`);
+    parts.push(`#### Depth ${t.depth} × width ${t.width}: ${commas(t.dirs)} directories (made in ${fmt(t.mktreeMs, 0)} ms)\n\n${table(rows)}${goalLine ? `\n\n${goalLine}` : ''}${unprivLine ? `\n\n${unprivLine}` : ''}${splitLine ? `\n\n${splitLine}` : ''}`);
   }
   if (r.trees.length > 1) {
     const [a, b] = [r.trees[0], r.trees[r.trees.length - 1]];

@@ -304,6 +304,12 @@ bool DirSet::walk(const std::string& root, const WalkOptions& options, SysError&
   if (parentFd.fd == AT_FDCWD) parentFd.fd = -1;
   std::lock_guard<std::mutex> lock(mu_);
   if (options.follow && dirs_.size() >= pruneAt_) pruneLocked();
+  if (!options.follow) {
+    // A whole tree was added: give back what the arrays reserved for growth.
+    dirs_.shrink_to_fit();
+    names_.shrink_to_fit();
+    handles_.shrink_to_fit();
+  }
   return ok;
 }
 
