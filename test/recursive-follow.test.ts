@@ -170,7 +170,7 @@ describeKernel('recursive: true misses no directory (root and nobody, Fanotify a
     }
   }
 
-  test('a normal user out of fanotify marks: LimitReached naming fs.fanotify.max_user_marks, nothing left marked, a smaller tree still works', async () => {
+  test('a normal user out of fanotify marks: LimitReached naming fs.fanotify.max_user_marks, nothing left marked, a smaller tree still works; new directories past the limit are a warning', async () => {
     const base = scratch.file('limit');
     const tree = path.join(base, 'tree');
     for (let i = 0; i < 30; i++) fs.mkdirSync(path.join(tree, `a${i}`, 'b', 'c'), { recursive: true });
@@ -181,6 +181,7 @@ describeKernel('recursive: true misses no directory (root and nobody, Fanotify a
     // the global sysctl. Its root is no CAP_SYS_ADMIN of the initial
     // namespace: unprivileged fanotify, as for nobody.
     const program = `
+      (async () => {
       const fs = require('fs');
       const { Fanotify, MaskFlags, capabilities } = require(${JSON.stringify(FOR_OTHERS.dist)});
       const out = { privileged: capabilities().privileged };
@@ -199,11 +200,21 @@ describeKernel('recursive: true misses no directory (root and nobody, Fanotify a
       try {
         fan.addWatch(${JSON.stringify(path.join(base, 'small'))}, MaskFlags.CREATE, { recursive: true });
         out.smallMarks = marks();
+        // New directories past the limit: not watched, and said so (a warning).
+        out.warnings = [];
+        process.on('warning', (w) => { if (w.name === 'FanotifyWarning') out.warnings.push(w.message); });
+        for (let i = 0; i < 60; i++) fs.mkdirSync(${JSON.stringify(path.join(base, 'small', 'one'))} + '/n' + i);
+        for (const until = Date.now() + 3000; Date.now() < until && out.warnings.length === 0; ) {
+          fan.readEvents({ timeout: 100 });
+          await new Promise((r) => setImmediate(r)); // process warnings are emitted on the next tick
+        }
+        out.marksAtLimit = marks();
       } catch (e) {
         out.smallError = e.message;
       }
       fan.close();
       console.log(JSON.stringify(out));
+      })();
     `;
     // The namespace's root sets the limit, then runs the program with no capabilities.
     const shell = 'echo 50 > /proc/sys/user/max_fanotify_marks && exec setpriv --bounding-set=-all --inh-caps=-all "$0" -e "$1"';
@@ -218,5 +229,9 @@ describeKernel('recursive: true misses no directory (root and nobody, Fanotify a
     expect(out.marksAfter).toBe(0);
     expect(out.smallError).toBeUndefined();
     expect(out.smallMarks).toBe(2);
+    expect(out.marksAtLimit).toBe(50);
+    expect(out.warnings.length).toBeGreaterThan(0);
+    expect(out.warnings[0]).toContain('a new directory is not watched');
+    expect(out.warnings[0]).toContain('fs.fanotify.max_user_marks');
   }, 30000);
 });
