@@ -300,11 +300,19 @@ bool DirSet::walk(const std::string& root, const WalkOptions& options, SysError&
       }
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    walks_++;
+  }
   bool ok = walkDir(parentFd.fd, name, parent, root, options, err);
   if (parentFd.fd == AT_FDCWD) parentFd.fd = -1;
   std::lock_guard<std::mutex> lock(mu_);
-  if (options.follow && dirs_.size() >= pruneAt_) pruneLocked();
+  walks_--;
+  // Pruning renumbers the directories: never while another walk (an
+  // AsyncFanotify's addWatch, on its walker thread) holds their numbers.
+  if (options.follow && walks_ == 0 && dirs_.size() >= pruneAt_) pruneLocked();
   if (!options.follow) {
+    pruneAt_ = std::max(pruneAt_, dirs_.size() * 2);  // a whole tree is no growth to prune
     // A whole tree was added: give back what the arrays reserved for growth.
     dirs_.shrink_to_fit();
     names_.shrink_to_fit();

@@ -115,6 +115,7 @@ class DirSet {
   std::vector<uint32_t> table_;  // open addressing: index + 1, 0 empty
   std::vector<Fs> fs_;
   size_t pruneAt_ = 1024;
+  int walks_ = 0;  // walks under way
   std::atomic<bool> cancelled_{false};
 };
 

@@ -170,6 +170,56 @@ describeKernel('recursive: true misses no directory (root and nobody, Fanotify a
     }
   }
 
+  test('nobody, async: directories made (and removed) while the walker thread is still marking the tree are followed, and every path stays right', async () => {
+    const base = scratch.file('during');
+    const root = path.join(base, 'root');
+    for (let i = 0; i < 100; i++) for (let j = 0; j < 100; j++) fs.mkdirSync(path.join(root, `a${i}`, `b${j}`), { recursive: true });
+    execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, base]);
+    const program = `
+      const fs = require('fs');
+      const path = require('path');
+      const { AsyncFanotify, MaskFlags } = require(${JSON.stringify(FOR_OTHERS.dist)});
+      const root = process.argv[1];
+      const seen = new Set();
+      const afan = new AsyncFanotify();
+      afan.on('event', (e) => { if (e.isCreate()) seen.add(e.path); });
+      const made = [];
+      // While the walk runs: a new directory every few milliseconds, all over the tree.
+      // Some removed too (the set prunes what is gone, renumbering the rest).
+      const timer = setInterval(() => {
+        const d = path.join(root, 'a' + ((made.length * 37) % 100), 'new' + made.length);
+        fs.mkdirSync(d);
+        fs.rmdirSync(path.join(root, 'a' + ((made.length * 37) % 100), 'b' + (99 - Math.floor(made.length / 100))));
+        made.push(d);
+      }, 2);
+      (async () => {
+        const out = {};
+        try {
+          await afan.addWatch(root, MaskFlags.CREATE, { recursive: true });
+          clearInterval(timer);
+          out.madeDuring = made.length;
+          await new Promise((r) => setTimeout(r, 200));
+          // ... and every directory of the tree keeps its path: one file in each b0.
+          const files = made.map((d) => path.join(d, 'f'));
+          for (let i = 0; i < 100; i++) files.push(path.join(root, 'a' + i, 'b0', 'f'));
+          for (const f of files) fs.writeFileSync(f, '');
+          for (const until = Date.now() + 5000; Date.now() < until && !files.every((f) => seen.has(f)); ) await new Promise((r) => setTimeout(r, 20));
+          out.missing = files.filter((f) => !seen.has(f));
+        } catch (e) {
+          out.error = String((e && e.stack) || e);
+        }
+        clearInterval(timer);
+        await afan.close();
+        console.log(JSON.stringify(out));
+      })();
+    `;
+    const r = await withTimeout(runChild('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '-e', program, root], 30000, { cwd: '/' }), 35000, 'the child');
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() || '{}');
+    expect(out.error).toBeUndefined();
+    expect(out.madeDuring).toBeGreaterThan(0);
+    expect(out.missing).toEqual([]);
+  }, 60000);
+
   test('a normal user out of fanotify marks: LimitReached naming fs.fanotify.max_user_marks, nothing left marked, a smaller tree still works; new directories past the limit are a warning', async () => {
     const base = scratch.file('limit');
     const tree = path.join(base, 'tree');
