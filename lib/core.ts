@@ -126,11 +126,13 @@ export class Core implements Responder {
       await this.marks.placeTreeAsync(record, record.targets as DirectoryTargets, routed, added);
     } catch (err) {
       if (this.isClosed) throw closedError();
+      const removed = this.marks.records.get(key) !== record;
       for (const [placement, bits] of added) this.marks.release(placement, bits, true);
       record.masks = before.masks;
       record.requested = before.requested;
-      if (!before.registered) this.marks.records.delete(key);
+      if (!before.registered && !removed) this.marks.records.delete(key);
       this.updateScopes();
+      if (removed) throw new FanotifyError('Aborted', `removeWatch('${record.path}') was called while this recursive addWatch was still marking the tree`);
       throw err;
     }
     if (this.isClosed) throw closedError();

@@ -257,6 +257,9 @@ export class Marks {
       }
     }
     const group = this.groups.get(placement.kind);
+    // The last bits: a walk still under way (AsyncFanotify) stops first, so
+    // that everything it marked is in the set released here.
+    if (left === 0 && dirs.id >= 0) this.reader.dirs('cancel', dirs.id);
     if (group !== undefined && dirs.id >= 0 && before & ~left) {
       this.reader.dirs('release', dirs.id, group, record.flags, before & ~left, sets, paths);
     }

@@ -114,6 +114,7 @@ export interface NativeReader {
   dirs(op: 'size', id: number): number;
   dirs(op: 'has', id: number, path: string): boolean;
   dirs(op: 'release', id: number, group: number, flags: number, bits: number, sets: number[], paths: Array<string | number>): void;
+  dirs(op: 'cancel', id: number): void;
   dirs(op: 'drop', id: number): void;
   close(): void;
   /** Shuts down like close(); `done` is called once every group and mount fd is closed (at once, or from a closing thread). */

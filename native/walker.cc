@@ -307,7 +307,7 @@ bool DirSet::walk(const std::string& root, const WalkOptions& options, SysError&
   bool ok = walkDir(parentFd.fd, name, parent, root, options, err);
   if (parentFd.fd == AT_FDCWD) parentFd.fd = -1;
   std::lock_guard<std::mutex> lock(mu_);
-  walks_--;
+  if (--walks_ == 0) walksDone_.notify_all();
   // Pruning renumbers the directories: never while another walk (an
   // AsyncFanotify's addWatch, on its walker thread) holds their numbers.
   if (options.follow && walks_ == 0 && dirs_.size() >= pruneAt_) pruneLocked();
@@ -355,6 +355,12 @@ void DirSet::moved(const std::string& parentKey, const std::string& name, uint64
     if (parent >= 0 && child >= 0 && parent != child) setNameLocked(static_cast<uint32_t>(child), static_cast<uint32_t>(parent), name);
     return;
   }
+}
+
+void DirSet::cancelAndWait() {
+  cancelled_ = true;
+  std::unique_lock<std::mutex> lock(mu_);
+  walksDone_.wait(lock, [this] { return walks_ == 0; });
 }
 
 bool DirSet::has(dev_t dev, ino_t ino) {

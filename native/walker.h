@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -73,6 +74,9 @@ class DirSet {
   // Stops a walk under way (it fails with ECANCELED at its next directory):
   // the watch was removed or the reader closed.
   void cancel() { cancelled_ = true; }
+  // cancel(), then waits until no walk is under way (they stop at their next
+  // directory): what the set holds then is all that was marked.
+  void cancelAndWait();
 
   // Removes `bits` from the mark of every directory still at its place,
   // except what `keep` ((dev, ino) -> bits other watches need there) keeps.
@@ -116,6 +120,7 @@ class DirSet {
   std::vector<Fs> fs_;
   size_t pruneAt_ = 1024;
   int walks_ = 0;  // walks under way
+  std::condition_variable walksDone_;
   std::atomic<bool> cancelled_{false};
 };
 

@@ -8,6 +8,7 @@
 //       the same walk (follow false) on a walker thread of its own
 //   dirs('size', id) -> number;  dirs('has', id, path) -> boolean
 //   dirs('release', id, group, flags, bits, [otherId, bits, ...], [path, bits, ...])
+//   dirs('cancel', id): stops the walks under way (waits for them to stop)
 //   dirs('drop', id)
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -52,6 +53,10 @@ Napi::Value ReaderWrap::Dirs(const Napi::CallbackInfo& info) {
   if (!set && op == "has") return Napi::Boolean::New(env, false);
   if (!set) throwSysError(env, {ECANCELED, "fanotify_mark", ""});
   if (op == "size") return Napi::Number::New(env, static_cast<double>(set->size()));
+  if (op == "cancel") {
+    set->cancelAndWait();
+    return env.Undefined();
+  }
   if (op == "has") {
     struct stat st;
     std::string path = info[2].As<Napi::String>().Utf8Value();

@@ -220,6 +220,49 @@ describeKernel('recursive: true misses no directory (root and nobody, Fanotify a
     expect(out.missing).toEqual([]);
   }, 60000);
 
+  test('nobody, async: removeWatch while addWatch is still walking stops the walk, rejects addWatch (Aborted) and leaves no mark', async () => {
+    const base = scratch.file('removed');
+    const root = path.join(base, 'root');
+    for (let i = 0; i < 100; i++) for (let j = 0; j < 100; j++) fs.mkdirSync(path.join(root, `a${i}`, `b${j}`), { recursive: true });
+    execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, base]);
+    const program = `
+      const fs = require('fs');
+      const { AsyncFanotify, MaskFlags } = require(${JSON.stringify(FOR_OTHERS.dist)});
+      const root = process.argv[1];
+      const marks = () => fs.readdirSync('/proc/self/fd').filter((fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd) === 'anon_inode:[fanotify]'; } catch { return false; } })
+        .reduce((n, fd) => n + (fs.readFileSync('/proc/self/fdinfo/' + fd, 'latin1').match(/^fanotify ino:/gm) || []).length, 0);
+      (async () => {
+        const out = {};
+        const afan = new AsyncFanotify();
+        const adding = afan.addWatch(root, MaskFlags.CREATE, { recursive: true });
+        await new Promise((r) => setTimeout(r, 20));
+        await afan.removeWatch(root, undefined, { recursive: true });
+        try {
+          await adding;
+          out.added = true;
+        } catch (e) {
+          out.kind = e.kind;
+          out.message = e.message;
+        }
+        out.marks = marks();
+        // The instance still works.
+        await afan.addWatch(root + '/a0', MaskFlags.CREATE, { recursive: true });
+        out.marksAfter = marks();
+        await afan.close();
+        console.log(JSON.stringify(out));
+      })();
+    `;
+    const r = await withTimeout(runChild('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '-e', program, root], 30000, { cwd: '/' }), 35000, 'the child');
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() || '{}');
+    // A walk that won the race finished first: then addWatch resolved and removeWatch took it all.
+    if (!out.added) {
+      expect(out.kind).toBe('Aborted');
+      expect(out.message).toContain('removeWatch');
+    }
+    expect(out.marks).toBe(0);
+    expect(out.marksAfter).toBe(101);
+  }, 60000);
+
   test('a normal user out of fanotify marks: LimitReached naming fs.fanotify.max_user_marks, nothing left marked, a smaller tree still works; new directories past the limit are a warning', async () => {
     const base = scratch.file('limit');
     const tree = path.join(base, 'tree');
