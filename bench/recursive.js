@@ -195,7 +195,8 @@ async function runRecursive(ctx) {
   const cfg = config(ctx.quick, ctx.reps);
   compileMktree();
   const maxDirs = Math.max(...cfg.depths.map((d) => Array.from({ length: d }, (_, i) => cfg.width ** (i + 1)).reduce((a, b) => a + b, 0)));
-  const results = { config: { ...cfg, timeoutMs: undefined, timeoutsMs: cfg.timeoutMs }, trees: [], runs: [] };
+  const env = ['BENCH_BASE_ROOT', 'BENCH_RECURSIVE_KINDS', 'BENCH_RECURSIVE_DEPTHS'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
+  const results = { config: { ...cfg, timeoutMs: undefined, timeoutsMs: cfg.timeoutMs, env }, trees: [], runs: [] };
 
   // One inotify watch per directory for parcel, chokidar and fs.watch (and
   // per file for the last two), plus what other processes hold now.
@@ -325,7 +326,7 @@ function reportRecursive(results, run) {
   const parts = [START_MARK, `### 4. Recursive watch of a large tree (issue 4)`];
   const mi = run.machine;
   parts.push(
-    `Run: \`${run.command}\`, commit ${mi.commit}, library build ${run.libraryBuild}; ${mi.nproc} CPUs, kernel ${mi.kernel}, Node ${mi.node}, load ${mi.loadavg.join(' ')}; ${mi.date}. ` +
+    `Run: \`${cfg.env && cfg.env.length ? `${cfg.env.join(' ')} ` : ''}${run.command}\`, commit ${mi.commit}, library build ${run.libraryBuild}; ${mi.nproc} CPUs, kernel ${mi.kernel}, Node ${mi.node}, load ${mi.loadavg.join(' ')}; ${mi.date}. ` +
       `Median of ${cfg.reps} run(s) per watcher and tree, each watcher in its own process, one after another on the same tree (a tmpfs); event latency: median (p90) over ${cfg.creations} files created one at a time in the deepest directory per run.`,
   );
   if (r.recursiveUnsupported) {
