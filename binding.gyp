@@ -17,6 +17,8 @@
         "native/reader_consumer.cc",
         "native/reader_wrap.cc",
         "native/scope.cc",
+        "native/walker.cc",
+        "native/walker_wrap.cc",
         "native/wrap_close.cc",
         "native/wrap_delivery.cc",
         "native/wrap_lifetime.cc",

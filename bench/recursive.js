@@ -12,6 +12,11 @@
 //              recursive: true is not available)
 //   lib-unpriv this library, recursive: true as user nobody (a mark per directory)
 //   parcel     @parcel/watcher subscribe()
+//   parcel-unpriv  @parcel/watcher subscribe() as user nobody
+//   c-unpriv   bench/c/walkmark.c as nobody: walk + one mark per directory, the
+//              floor of the unprivileged mode (no bookkeeping, no following)
+//   base-unpriv    lib-unpriv of another build of the library (BENCH_BASE_ROOT,
+//              a checkout with dist/ and build/), for before/after in one run
 //   chokidar   chokidar watch(root, { ignoreInitial: true }) until 'ready'
 //   fswatch    fs.watch(root, { recursive: true })
 // Each child reports its time until ready, its RSS growth, and the latency
@@ -30,6 +35,7 @@ const OUT = path.join(__dirname, 'out');
 const C_DIR = path.join(__dirname, 'c');
 const CHILD = path.join(__dirname, 'recursive-child.js');
 const MKTREE = path.join(OUT, 'mktree');
+const WALKMARK = path.join(OUT, 'walkmark');
 const TMPFS_MAGIC = 0x01021994;
 const WATCHES = '/proc/sys/fs/inotify/max_user_watches';
 
@@ -37,7 +43,10 @@ const LABELS = {
   lib: 'fanotify (this library), recursive: true',
   'lib-fs': "fanotify (this library), mark: 'filesystem'",
   'lib-unpriv': 'fanotify (this library), recursive: true, unprivileged',
+  'base-unpriv': 'fanotify (BENCH_BASE_ROOT build), recursive: true, unprivileged',
+  'c-unpriv': 'C walk + one fanotify mark per directory, unprivileged (floor)',
   parcel: '@parcel/watcher subscribe()',
+  'parcel-unpriv': '@parcel/watcher subscribe(), unprivileged',
   chokidar: 'chokidar watch()',
   fswatch: 'fs.watch({ recursive: true })',
 };
@@ -47,10 +56,13 @@ const END_MARK = '<!-- /bench:recursive -->';
 function config(quick, reps) {
   return {
     width: 10,
-    depths: [4, 5], // 11,110 and 111,110 directories
+    // 11,110 and 111,110 directories; BENCH_RECURSIVE_DEPTHS=4,5,6 adds 1,111,110
+    depths: process.env.BENCH_RECURSIVE_DEPTHS ? process.env.BENCH_RECURSIVE_DEPTHS.split(',').map(Number) : [4, 5],
+    // BENCH_RECURSIVE_KINDS=c-unpriv,lib-unpriv,parcel-unpriv: only these watchers
+    kinds: process.env.BENCH_RECURSIVE_KINDS ? process.env.BENCH_RECURSIVE_KINDS.split(',') : null,
     reps: reps ?? (quick ? 1 : 3),
     creations: 20, // files created in the deepest directory, per child
-    timeoutMs: { lib: 60_000, 'lib-fs': 60_000, 'lib-unpriv': 600_000, parcel: 600_000, chokidar: 600_000, fswatch: 600_000 },
+    timeoutMs: { lib: 60_000, 'lib-fs': 60_000, 'lib-unpriv': 600_000, 'base-unpriv': 600_000, 'c-unpriv': 600_000, parcel: 600_000, 'parcel-unpriv': 600_000, chokidar: 600_000, fswatch: 600_000 },
   };
 }
 
@@ -59,10 +71,14 @@ const commas = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 
 function compileMktree() {
   fs.mkdirSync(OUT, { recursive: true });
-  const src = path.join(C_DIR, 'mktree.c');
-  const newest = Math.max(fs.statSync(src).mtimeMs, fs.statSync(path.join(C_DIR, 'common.h')).mtimeMs);
-  if (fs.existsSync(MKTREE) && fs.statSync(MKTREE).mtimeMs > newest) return;
-  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', MKTREE, src], { stdio: 'inherit' });
+  for (const [name, out] of [['mktree.c', MKTREE], ['walkmark.c', WALKMARK]]) {
+    const src = path.join(C_DIR, name);
+    const newest = Math.max(fs.statSync(src).mtimeMs, fs.statSync(path.join(C_DIR, 'common.h')).mtimeMs);
+    if (fs.existsSync(out) && fs.statSync(out).mtimeMs > newest) continue;
+    execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', out, src], { stdio: 'inherit' });
+  }
+  // Run as nobody, from bench/out (which is root's): readable and runnable by all.
+  fs.chmodSync(WALKMARK, 0o755);
 }
 
 function isTmpfsMountPoint(dir) {
@@ -128,10 +144,14 @@ function makeTree(base, depth, width) {
 /** One child: a watcher of `kind` on tree `t`. Never throws: failures are results. */
 async function runChild(start, kind, t, cfg) {
   const timeoutMs = cfg.timeoutMs[kind];
-  const nodeArgs = ['--expose-gc', CHILD, kind === 'lib-unpriv' ? 'lib' : kind, t.root, t.deep, String(cfg.creations)];
-  const [cmd, args] = kind === 'lib-unpriv' ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+  const unpriv = kind.endsWith('-unpriv');
+  const base = kind.replace(/-unpriv$/, '');
+  const nodeArgs = ['--expose-gc', CHILD, base === 'base' ? 'lib' : base, t.root, t.deep, String(cfg.creations)];
+  const program = base === 'c' ? [WALKMARK, t.root, t.deep, String(cfg.creations)] : [process.execPath, ...nodeArgs];
+  const [cmd, args] = unpriv ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...program]] : [program[0], program.slice(1)];
+  const env = base === 'base' ? { BENCH_LIB_ROOT: process.env.BENCH_BASE_ROOT } : {};
   const t0 = Date.now();
-  const child = start(cmd, args, { timeoutMs });
+  const child = start(cmd, args, { timeoutMs, env });
   const result = { kind, depth: t.depth, dirs: t.dirs };
   try {
     const ready = await child.next(timeoutMs + 1000);
@@ -175,7 +195,8 @@ async function runRecursive(ctx) {
   const cfg = config(ctx.quick, ctx.reps);
   compileMktree();
   const maxDirs = Math.max(...cfg.depths.map((d) => Array.from({ length: d }, (_, i) => cfg.width ** (i + 1)).reduce((a, b) => a + b, 0)));
-  const results = { config: { ...cfg, timeoutMs: undefined, timeoutsMs: cfg.timeoutMs }, trees: [], runs: [] };
+  const env = ['BENCH_BASE_ROOT', 'BENCH_RECURSIVE_KINDS', 'BENCH_RECURSIVE_DEPTHS'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
+  const results = { config: { ...cfg, timeoutMs: undefined, timeoutsMs: cfg.timeoutMs, env }, trees: [], runs: [] };
 
   // One inotify watch per directory for parcel, chokidar and fs.watch (and
   // per file for the last two), plus what other processes hold now.
@@ -197,7 +218,8 @@ async function runRecursive(ctx) {
       fs.chmodSync(t.deep, 0o1777);
       results.trees.push({ depth: t.depth, width: t.width, dirs: t.dirs, mktreeMs: t.mktreeMs });
       console.log(`  tree depth ${depth} x width ${cfg.width}: ${commas(t.dirs)} directories made in ${fmt(t.mktreeMs, 0)} ms`);
-      const kinds = ['lib', 'lib-fs', 'parcel', 'chokidar', 'fswatch'];
+      const kinds = cfg.kinds ? [...cfg.kinds] : ['lib', 'lib-fs', 'c-unpriv', 'parcel', 'parcel-unpriv', 'chokidar', 'fswatch'];
+      if (!cfg.kinds && process.env.BENCH_BASE_ROOT) kinds.splice(kinds.indexOf('parcel-unpriv'), 0, 'base-unpriv');
       for (let rep = 0; rep < cfg.reps; rep++) {
         for (let k = 0; k < kinds.length; k++) {
           const kind = kinds[k];
@@ -209,7 +231,7 @@ async function runRecursive(ctx) {
             // Not in this build: the filesystem mark stands in (and is labelled so).
             results.recursiveUnsupported = r.message;
             kinds.splice(k--, 1);
-          } else if (kind === 'lib' && !kinds.includes('lib-unpriv')) {
+          } else if (kind === 'lib' && !kinds.includes('lib-unpriv') && !cfg.kinds) {
             kinds.splice(kinds.indexOf('lib-fs') + 1, 0, 'lib-unpriv');
           }
         }
@@ -261,13 +283,15 @@ function summarize(results, cfg) {
         created: ok.reduce((a, r) => a + r.latency.creations, 0),
       };
     }
-    const libKind = rows.lib && rows.lib.ok ? 'lib' : 'lib-fs';
+    // The row the others are compared with: lib, else lib-fs, else (a run of
+    // only unprivileged watchers) lib-unpriv.
+    const libKind = rows.lib && rows.lib.ok ? 'lib' : rows['lib-fs'] || !rows['lib-unpriv'] ? 'lib-fs' : 'lib-unpriv';
     const lib = rows[libKind];
     for (const row of Object.values(rows)) {
       row.readyVsLib = lib ? row.readyMs / lib.readyMs : NaN;
     }
     const parcel = rows.parcel;
-    const goal = lib && {
+    const goal = libKind !== 'lib-unpriv' && lib && {
       libKind,
       setupSpeedupVsParcel: parcel ? parcel.readyMs / lib.readyMs : NaN,
       setupGoalMet: parcel ? parcel.readyMs / lib.readyMs >= 50 : false,
@@ -276,7 +300,18 @@ function summarize(results, cfg) {
       delivered: `${lib.delivered}/${lib.created}`,
       deliveredGoalMet: lib.created > 0 && lib.delivered === lib.created && lib.runs === lib.ok,
     };
-    summary[`depth${t.depth}`] = { dirs: t.dirs, rows, goal };
+    // Issue 12: unprivileged recursive: true against @parcel/watcher, both as nobody.
+    const up = rows['lib-unpriv'];
+    const pp = rows['parcel-unpriv'];
+    const unprivGoal = up && pp && up.ok && pp.ok && {
+      readyRatio: up.readyMs / pp.readyMs,
+      readyGoalMet: up.readyMs / pp.readyMs <= 0.6,
+      rssRatio: up.rssGrowthMiB / pp.rssGrowthMiB,
+      rssGoalMet: up.rssGrowthMiB / pp.rssGrowthMiB <= 0.2,
+      floorReadyRatio: rows['c-unpriv']?.ok ? rows['c-unpriv'].readyMs / pp.readyMs : NaN,
+      delivered: `${up.delivered}/${up.created}`,
+    };
+    summary[`depth${t.depth}`] = { dirs: t.dirs, rows, goal, unprivGoal };
   }
   void cfg;
   return summary;
@@ -291,7 +326,7 @@ function reportRecursive(results, run) {
   const parts = [START_MARK, `### 4. Recursive watch of a large tree (issue 4)`];
   const mi = run.machine;
   parts.push(
-    `Run: \`${run.command}\`, commit ${mi.commit}, library build ${run.libraryBuild}; ${mi.nproc} CPUs, kernel ${mi.kernel}, Node ${mi.node}, load ${mi.loadavg.join(' ')}; ${mi.date}. ` +
+    `Run: \`${cfg.env && cfg.env.length ? `${cfg.env.join(' ')} ` : ''}${run.command}\`, commit ${mi.commit}, library build ${run.libraryBuild}; ${mi.nproc} CPUs, kernel ${mi.kernel}, Node ${mi.node}, load ${mi.loadavg.join(' ')}; ${mi.date}. ` +
       `Median of ${cfg.reps} run(s) per watcher and tree, each watcher in its own process, one after another on the same tree (a tmpfs); event latency: median (p90) over ${cfg.creations} files created one at a time in the deepest directory per run.`,
   );
   if (r.recursiveUnsupported) {
@@ -328,14 +363,18 @@ function reportRecursive(results, run) {
     const g = s.goal;
     const goalLine = g
       ? `Goal: setup ≥ 50x faster than @parcel/watcher: ${Number.isFinite(g.setupSpeedupVsParcel) ? `**${fmt(g.setupSpeedupVsParcel, 0)}x**, ${yes(g.setupGoalMet)}` : 'not measured (@parcel/watcher did not get ready)'}; RSS growth < 5 MiB: **${fmt(g.rssGrowthMiB, 1)} MiB**, ${yes(g.rssGoalMet)}; event delivered with its full path: **${g.delivered}**, ${yes(g.deliveredGoalMet)}${g.libKind === 'lib-fs' ? ' (measured with the stand-in, not recursive: true)' : ''}.`
-      : 'Goal: no library run succeeded.';
+      : s.rows.lib || s.rows['lib-fs'] ? 'Goal: no library run succeeded.' : '';
+    const u = s.unprivGoal;
+    const unprivLine = u
+      ? `Goal (issue 12), both as nobody: \`recursive: true\` ready in ≤ 0.6x @parcel/watcher's time: **${fmt(u.readyRatio, 2)}x**, ${yes(u.readyGoalMet)} (the C floor: ${fmt(u.floorReadyRatio, 2)}x); RSS growth ≤ 0.2x @parcel/watcher's: **${fmt(u.rssRatio, 2)}x**, ${yes(u.rssGoalMet)}; events with full paths: ${u.delivered}.`
+      : '';
     const split = Object.entries(s.rows)
       .filter(([kind, x]) => kind.startsWith('lib') && x.ok)
       .map(([kind, x]) => `${kind} ${fmt(x.constructorMs)} + ${fmt(x.addWatchMs)}`)
       .join(', ');
     const warm = s.rows.lib && Number.isFinite(s.rows.lib.warmReadyMs) ? ` A second \`recursive: true\` watcher (new instance) in the same, now warm, process is ready in ${fmt(s.rows.lib.warmReadyMs)} ms (median): the rest of the first one's time is one-time start-up.` : '';
     const splitLine = split ? `Library ready time = \`new AsyncFanotify()\` + \`await addWatch()\`, ms (medians): ${split}.${warm}` : '';
-    parts.push(`#### Depth ${t.depth} × width ${t.width}: ${commas(t.dirs)} directories (made in ${fmt(t.mktreeMs, 0)} ms)\n\n${table(rows)}\n\n${goalLine}${splitLine ? `\n\n${splitLine}` : ''}`);
+    parts.push(`#### Depth ${t.depth} × width ${t.width}: ${commas(t.dirs)} directories (made in ${fmt(t.mktreeMs, 0)} ms)\n\n${table(rows)}${goalLine ? `\n\n${goalLine}` : ''}${unprivLine ? `\n\n${unprivLine}` : ''}${splitLine ? `\n\n${splitLine}` : ''}`);
   }
   if (r.trees.length > 1) {
     const [a, b] = [r.trees[0], r.trees[r.trees.length - 1]];

@@ -111,7 +111,7 @@ export class AsyncFanotify<E extends Encoding = 'utf8'> extends EventEmitter<Asy
    * the process open while it has a watch (see unref()).
    */
   async addWatch(path: string | Buffer | URL, mask: number, options?: WatchOptions): Promise<void> {
-    this.#core.addWatch(path, mask, options);
+    await this.#core.addWatch(path, mask, options, true);
     this.#updateRef();
   }
 

@@ -12,7 +12,7 @@ import { FanotifyError, closedError, errnoName, fromNative, invalidArgument } fr
 import { FanotifyEvent, type AnyEvent, type Responder } from './event';
 import { unpackBatch } from './batch';
 import { DecisionCache } from './cache';
-import { ALL_BITS, Marks, PRUNE_MIN, markKey, type MarkRecord, type Placement } from './marks';
+import { ALL_BITS, DirectoryTargets, Marks, PRUNE_MIN, markKey, type GroupKind, type MarkRecord, type Placement } from './marks';
 import { native, RecordKind, type NativeBatch, type NativeReader, type NativeRecord } from './native';
 import type { Settings } from './options';
 import type { AuditRule, Response } from './types';
@@ -71,7 +71,14 @@ export class Core implements Responder {
     if (this.isClosed) throw closedError();
   }
 
-  addWatch(rawPath: unknown, rawMask: unknown, rawOptions?: unknown): void {
+  /**
+   * `background` (AsyncFanotify): an unprivileged recursive watch walks and
+   * marks its tree on a walker thread, and the returned promise settles when
+   * it is done; everything else happens before this returns, as without it.
+   */
+  addWatch(rawPath: unknown, rawMask: unknown, rawOptions?: unknown): void;
+  addWatch(rawPath: unknown, rawMask: unknown, rawOptions: unknown, background: true): void | Promise<void>;
+  addWatch(rawPath: unknown, rawMask: unknown, rawOptions?: unknown, background = false): void | Promise<void> {
     this.assertOpen();
     const watch = checkWatch(rawPath, rawMask, rawOptions);
     const { path, type, options } = watch;
@@ -96,6 +103,7 @@ export class Core implements Responder {
     const record = this.marks.records.get(key) ?? fresh;
     const routed = this.marks.route(mask);
     const added: Array<[Placement, number]> = [];
+    if (background && record.targets instanceof DirectoryTargets) return this.addTreeInBackground(key, record, routed, added, watch.mask);
     try {
       this.marks.placeOn(record, routed, record.targets, added);
     } catch (err) {
@@ -107,6 +115,34 @@ export class Core implements Responder {
     record.requested |= watch.mask;
     this.marks.records.set(key, record);
     this.updateScopes();
+  }
+
+  /**
+   * addWatch's background walk. The watch is registered before the walk
+   * starts: events of directories already marked arrive meanwhile, and
+   * recursion must follow the new directories they report. A failed walk
+   * takes back what it placed and the registration.
+   */
+  private async addTreeInBackground(key: string, record: MarkRecord, routed: Map<GroupKind, number>, added: Array<[Placement, number]>, requested: number): Promise<void> {
+    const before = { masks: new Map(record.masks), requested: record.requested, registered: this.marks.records.get(key) === record };
+    for (const [kind, part] of routed) record.masks.set(kind, (record.masks.get(kind) ?? 0) | part);
+    record.requested |= requested;
+    this.marks.records.set(key, record);
+    this.updateScopes();
+    try {
+      await this.marks.placeTreeAsync(record, record.targets as DirectoryTargets, routed, added);
+    } catch (err) {
+      if (this.isClosed) throw closedError();
+      const removed = this.marks.records.get(key) !== record;
+      for (const [placement, bits] of added) this.marks.release(placement, bits, true);
+      record.masks = before.masks;
+      record.requested = before.requested;
+      if (!before.registered && !removed) this.marks.records.delete(key);
+      this.updateScopes();
+      if (removed) throw new FanotifyError('Aborted', `removeWatch('${record.path}') was called while this recursive addWatch was still marking the tree`);
+      throw err;
+    }
+    if (this.isClosed) throw closedError();
   }
 
   removeWatch(rawPath: unknown, rawMask?: unknown, rawOptions?: unknown): void {

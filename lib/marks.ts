@@ -29,6 +29,39 @@ export interface Placement {
   /** Events plus ONDIR/EVENT_ON_CHILD. */
   bits: number;
   record: MarkRecord;
+  /** The one placement of an unprivileged recursive watch: a mark on every directory of its set. */
+  dirs?: DirectoryTargets;
+}
+
+/**
+ * The directories of an unprivileged recursive watch. The kernel holds
+ * their marks and native code (native/walker.h) the set: per directory its
+ * parent, name, inode and file handle, with no JavaScript object or string
+ * per directory. Iterating yields the root the walks start from; size and
+ * has() ask the native set (has: the directory at that path is in it).
+ */
+export class DirectoryTargets implements Iterable<string> {
+  /** The native set's id, made at the first walk; -1 before and after. */
+  id = -1;
+  readonly root: string;
+  private readonly reader: NativeReader;
+
+  constructor(reader: NativeReader, root: string) {
+    this.reader = reader;
+    this.root = root;
+  }
+
+  get size(): number {
+    return this.id < 0 ? 0 : this.reader.dirs('size', this.id);
+  }
+
+  has(path: string): boolean {
+    return this.id >= 0 && this.reader.dirs('has', this.id, path);
+  }
+
+  *[Symbol.iterator](): Iterator<string> {
+    yield this.root;
+  }
 }
 
 /**
@@ -45,7 +78,8 @@ export interface MarkRecord {
   flags: number;
   /** Per routed group: the mask asked for (events plus ONDIR/EVENT_ON_CHILD), placed on every target. */
   masks: Map<GroupKind, number>;
-  targets: Set<string>;
+  /** Paths marked; an unprivileged recursive watch's directories are held natively. */
+  targets: Set<string> | DirectoryTargets;
   /** The marks in place, by placementKey(group, target). */
   placements: Map<string, Placement>;
   /** Directory recursion: prune `targets` of directories gone once it grows past this. */
@@ -82,8 +116,15 @@ export class Marks {
     if (exactFlags !== undefined) this.groups.set('exact', this.createGroup(exactFlags, 'exact'));
   }
 
+  /** An empty directory set for an unprivileged recursive watch of `root`. */
+  directoryTargets(root: string): DirectoryTargets {
+    return new DirectoryTargets(this.reader, root);
+  }
+
   /** Forgets every watch (the groups close with the reader). */
   clear(): void {
+    // Stops tree walks under way (native/walker.h: DirSet::cancel).
+    for (const record of this.records.values()) if (record.targets instanceof DirectoryTargets && record.targets.id >= 0) this.reader.dirs('drop', record.targets.id);
     this.records.clear();
     this.objects.clear();
   }
@@ -94,6 +135,10 @@ export class Marks {
    * placement gained, for undoing.
    */
   placeOn(record: MarkRecord, masks: Iterable<[GroupKind, number]>, targets: Iterable<string>, added?: Array<[Placement, number]>): void {
+    if (targets instanceof DirectoryTargets) {
+      this.placeTree(record, targets, masks, added);
+      return;
+    }
     for (const [routed, mask] of masks) {
       for (const target of targets) {
         const kind = this.placeMark(routed, FAN.FAN_MARK_ADD | record.flags, mask, target);
@@ -113,11 +158,128 @@ export class Marks {
   }
 
   /**
+   * An unprivileged recursive watch: a native walk of the tree marks every
+   * directory (all of them, with this mask) and adds the new ones to the set.
+   * One placement per group stands for all those marks; it is registered
+   * before the walk, so that undoing `added` takes away what a walk that
+   * failed half-way placed.
+   */
+  private placeTree(record: MarkRecord, dirs: DirectoryTargets, masks: Iterable<[GroupKind, number]>, added?: Array<[Placement, number]>): void {
+    for (const [kind, mask] of masks) {
+      const group = this.treeStep(record, dirs, kind, mask, added);
+      try {
+        this.reader.dirs('walk', dirs.id, group, FAN.FAN_MARK_ADD | record.flags, mask, dirs.root, false, false);
+      } catch (err) {
+        throw this.markError(err, FAN.FAN_MARK_ADD | record.flags, mask, dirs.root, kind);
+      }
+    }
+  }
+
+  /**
+   * placeOn for an unprivileged recursive watch of AsyncFanotify: the same
+   * walk on a walker thread (native/walker_wrap.cc), the JavaScript thread
+   * free meanwhile; resolves when every directory is marked.
+   */
+  async placeTreeAsync(record: MarkRecord, dirs: DirectoryTargets, masks: Iterable<[GroupKind, number]>, added: Array<[Placement, number]>): Promise<void> {
+    for (const [kind, mask] of masks) {
+      const group = this.treeStep(record, dirs, kind, mask, added);
+      await new Promise<void>((resolve, reject) => {
+        this.reader.dirs('walkAsync', dirs.id, group, FAN.FAN_MARK_ADD | record.flags, mask, dirs.root, (err) => {
+          if (err) reject(this.markError(err, FAN.FAN_MARK_ADD | record.flags, mask, dirs.root, kind));
+          else resolve();
+        });
+      });
+    }
+  }
+
+  /** Before a tree walk: the group, the set and the placement that stands for the walk's marks. */
+  private treeStep(record: MarkRecord, dirs: DirectoryTargets, kind: GroupKind, mask: number, added?: Array<[Placement, number]>): number {
+    const group = this.ensureGroup(kind);
+    if (dirs.id < 0) dirs.id = this.reader.dirs('new');
+    const placement = this.treePlacement(record, dirs, kind);
+    added?.push([placement, mask & ~placement.bits]);
+    placement.bits |= mask;
+    return group;
+  }
+
+  /**
+   * A directory created or moved into an unprivileged recursive watch: the
+   * native walk marks it and what lies below it that the set does not hold
+   * yet, each before reading it, and returns what those directories already
+   * held ([dir, name, isDirectory] flattened) when `collect`. A directory
+   * the set holds (moved inside the tree) takes its new place in the set.
+   */
+  followDirectory(record: MarkRecord, path: string, collect: boolean): Array<string | Buffer | boolean> {
+    const dirs = record.targets;
+    if (!(dirs instanceof DirectoryTargets) || dirs.id < 0) return [];
+    let found: Array<string | Buffer | boolean> = [];
+    for (const [kind, mask] of record.masks) {
+      const group = this.groups.get(kind);
+      if (group === undefined) continue;
+      try {
+        found = this.reader.dirs('walk', dirs.id, group, FAN.FAN_MARK_ADD | record.flags, mask, path, true, collect && found.length === 0) ?? found;
+      } catch (err) {
+        throw this.markError(err, FAN.FAN_MARK_ADD | record.flags, mask, path, kind);
+      }
+    }
+    return found;
+  }
+
+  private treePlacement(record: MarkRecord, dirs: DirectoryTargets, kind: GroupKind): Placement {
+    const key = placementKey(kind, '\0dirs');
+    let placement = record.placements.get(key);
+    if (!placement) {
+      placement = { kind, target: dirs.root, object: `${kind}\0dirs\0${dirs.id}`, bits: 0, record, dirs };
+      record.placements.set(key, placement);
+      this.objects.set(placement.object, new Set([placement]));
+    }
+    return placement;
+  }
+
+  /**
+   * Takes `bits` away from a tree placement: from every directory's mark,
+   * the bits no other watch needs on it (the other trees' directories and
+   * plain marks in the same group). The set goes with its last bit.
+   */
+  private releaseTree(placement: Placement, dirs: DirectoryTargets, bits: number): void {
+    const { record } = placement;
+    const before = placement.bits;
+    let left = before & ~bits;
+    if ((left & ~EventClass.FLAGS) === 0) left = 0;
+    placement.bits = left;
+    const sets: number[] = [];
+    const paths: Array<string | number> = [];
+    for (const other of this.records.values()) {
+      for (const p of other.placements.values()) {
+        if (p === placement || p.kind !== placement.kind) continue;
+        if (p.dirs) sets.push(p.dirs.id, p.bits);
+        else paths.push(p.target, p.bits);
+      }
+    }
+    const group = this.groups.get(placement.kind);
+    // The last bits: a walk still under way (AsyncFanotify) stops first, so
+    // that everything it marked is in the set released here.
+    if (left === 0 && dirs.id >= 0) this.reader.dirs('cancel', dirs.id);
+    if (group !== undefined && dirs.id >= 0 && before & ~left) {
+      this.reader.dirs('release', dirs.id, group, record.flags, before & ~left, sets, paths);
+    }
+    if (left !== 0) return;
+    record.placements.delete(placementKey(placement.kind, '\0dirs'));
+    this.objects.delete(placement.object);
+    if (dirs.id >= 0) this.reader.dirs('drop', dirs.id);
+    dirs.id = -1;
+  }
+
+  /**
    * Takes `bits` away from a placement (all of it once no event is left),
    * and from the kernel mark only the bits that no other watch on the same
    * object and group still needs.
    */
   release(placement: Placement, bits: number, quiet = false): void {
+    if (placement.dirs) {
+      this.releaseTree(placement, placement.dirs, bits);
+      return;
+    }
     const { record } = placement;
     const before = placement.bits;
     let left = before & ~bits;
@@ -131,6 +293,11 @@ export class Marks {
     }
     let needed = 0;
     for (const other of sharing ?? []) needed |= other.bits;
+    // Unprivileged recursive watches whose directories include this one.
+    for (const other of this.records.values()) {
+      if (!(before & ~needed)) break;
+      for (const p of other.placements.values()) if (p.dirs && p.kind === placement.kind && p.dirs.has(placement.target)) needed |= p.bits;
+    }
     const drop = before & ~needed;
     if (drop === 0) return;
     try {
@@ -148,7 +315,8 @@ export class Marks {
    * dropped or keeps a mark that no path of the tree reaches.
    */
   pruneTargets(record: MarkRecord): void {
-    if (record.targets.size < record.pruneAt) return;
+    // A DirectoryTargets set prunes itself (natively, as it grows).
+    if (!(record.targets instanceof Set) || record.targets.size < record.pruneAt) return;
     const byTarget = new Map<string, Placement[]>();
     for (const p of record.placements.values()) byTarget.set(p.target, [...(byTarget.get(p.target) ?? []), p]);
     for (const target of record.targets) {
@@ -292,14 +460,20 @@ export class Marks {
     try {
       this.reader.mark(group, flags, mask, FAN.AT_FDCWD, path);
     } catch (err) {
-      throw fromNative(err, {
-        action: flags & FAN.FAN_MARK_ADD ? 'adding a mark on' : 'removing a mark from',
-        path,
-        mask,
-        markFlags: flags,
-        initFlags: this.groupFlags(kind),
-      });
+      throw this.markError(err, flags, mask, path, kind);
     }
+  }
+
+  /** A failed mark (or walk that marks) as a FanotifyError; a walk's error names the directory it failed at. */
+  private markError(err: unknown, flags: number, mask: number, path: string, kind: GroupKind): FanotifyError {
+    const at = (err as { path?: unknown } | null)?.path;
+    return fromNative(err, {
+      action: flags & FAN.FAN_MARK_ADD ? 'adding a mark on' : 'removing a mark from',
+      path: typeof at === 'string' && at ? at : path,
+      mask,
+      markFlags: flags,
+      initFlags: this.groupFlags(kind),
+    });
   }
 }
 

@@ -113,6 +113,19 @@ export interface NativeReader {
   setDelivery(on: boolean): void;
   setRef(on: boolean): void;
   setScope(group: number, rules: NativeScopeRule[]): void;
+  /**
+   * Directory sets of unprivileged recursive watches (native/walker.h): a
+   * native walk marks every directory of a tree and keeps them compactly.
+   * See native/walker_wrap.cc for the operations and their arguments.
+   */
+  dirs(op: 'new'): number;
+  dirs(op: 'walk', id: number, group: number, flags: number, mask: number, path: string, follow: boolean, collect: boolean): Array<string | Buffer | boolean> | undefined;
+  dirs(op: 'walkAsync', id: number, group: number, flags: number, mask: number, path: string, done: (err: Error | null) => void): void;
+  dirs(op: 'size', id: number): number;
+  dirs(op: 'has', id: number, path: string): boolean;
+  dirs(op: 'release', id: number, group: number, flags: number, bits: number, sets: number[], paths: Array<string | number>): void;
+  dirs(op: 'cancel', id: number): void;
+  dirs(op: 'drop', id: number): void;
   close(): void;
   /** Shuts down like close(); `done` is called once every group and mount fd is closed (at once, or from a closing thread). */
   closeAsync(done: () => void): void;

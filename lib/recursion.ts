@@ -8,9 +8,9 @@
  * asked for only to follow.
  */
 import { EventClass, FAN } from './constants';
-import { coversPath, type Marks, type MarkRecord } from './marks';
+import { coversPath, DirectoryTargets, type Marks, type MarkRecord } from './marks';
 import { RecordKind, type NativePath, type NativeRecord } from './native';
-import { directoriesUnder, entriesOf, isUnder, mountsInside } from './tree';
+import { isUnder, mountsInside } from './tree';
 
 /** What unprivileged recursion adds to each directory's mark to see new directories. */
 const RECURSION_BITS = FAN.FAN_CREATE | FAN.FAN_MOVED_TO | FAN.FAN_ONDIR | FAN.FAN_EVENT_ON_CHILD;
@@ -51,7 +51,8 @@ export class Recursion {
       return mask & ~FAN.FAN_EVENT_ON_CHILD;
     }
     record.recursive = 'directory';
-    record.targets = new Set(directoriesUnder(record.real));
+    // Walked and marked natively (Marks.placeOn), the set kept there.
+    record.targets = this.marks.directoryTargets(record.real);
     return mask | RECURSION_BITS;
   }
 
@@ -114,6 +115,7 @@ export class Recursion {
   private followNewMounts(): void {
     for (const record of this.marks.records.values()) {
       if (record.recursive !== 'filesystem') continue;
+      if (!(record.targets instanceof Set)) continue;
       for (const mount of mountsInside(record.real)) {
         if (record.targets.has(mount)) continue;
         try {
@@ -134,19 +136,17 @@ export class Recursion {
    */
   private followNewDirectory(path: string, out: NativeRecord[]): void {
     for (const record of this.marks.records.values()) {
-      if (record.recursive !== 'directory' || !isUnder(path, record.real) || record.targets.has(path)) continue;
-      for (const dir of directoriesUnder(path)) {
-        if (record.targets.has(dir)) continue;
-        try {
-          this.marks.placeOn(record, record.masks, [dir]);
-        } catch {
-          continue; // gone again, or out of marks: nothing to follow there
-        }
-        record.targets.add(dir);
-        if (!(record.requested & FAN.FAN_CREATE)) continue;
-        for (const [name, isDirectory] of entriesOf(dir)) out.push(syntheticCreate(dir, name, isDirectory, this.buffers));
+      if (record.recursive !== 'directory' || !(record.targets instanceof DirectoryTargets) || !isUnder(path, record.real)) continue;
+      let found: Array<string | Buffer | boolean>;
+      try {
+        // Natively: marks each new directory, then reads it (see Marks.followDirectory).
+        found = this.marks.followDirectory(record, path, (record.requested & FAN.FAN_CREATE) !== 0);
+      } catch (err) {
+        // Out of marks (or fds): what lies below is not watched; say so.
+        out.push({ kind: RecordKind.Warning, message: `a new directory is not watched: ${(err as Error).message}` } as NativeRecord);
+        continue;
       }
-      this.marks.pruneTargets(record);
+      for (let i = 0; i + 2 < found.length; i += 3) out.push(syntheticCreate(found[i] as string, found[i + 1] as Buffer, found[i + 2] as boolean, this.buffers));
     }
   }
 

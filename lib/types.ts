@@ -66,7 +66,11 @@ export interface WatchOptions {
    * object, whatever mount it was reached through (a bind mount of the tree
    * reports the tree's path); a permission event it cannot place (deeper
    * than PATH_MAX) is asked about with `path` null. See the README on what
-   * such a rule can promise (hard links).
+   * such a rule can promise (hard links). As a normal user: a mark per
+   * directory, placed by a native walk (AsyncFanotify: on a walker thread,
+   * addWatch resolves when all are placed); more directories than
+   * `fs.fanotify.max_user_marks` allows fail with LimitReached, nothing left
+   * marked.
    */
   recursive?: boolean;
   /** For a directory: also report events on its direct children (default true). */

@@ -74,6 +74,12 @@ Enricher::Enricher(PathResolver& paths, MountResolver& mounts, bool allowSelf, b
 
 void Enricher::enrich(std::vector<RawEvent>& raws, const EnrichGroup& group, std::vector<Event>& batch) {
   paths_.newBatch();
+  // Directories moved inside an unprivileged recursive tree take their new
+  // place first, so that every event of this read resolves to where things
+  // are now (the renames are then undone on earlier events, as always).
+  for (const auto& raw : raws)
+    if ((raw.mask & (FAN_MOVED_TO | FAN_ONDIR)) == (FAN_MOVED_TO | FAN_ONDIR))
+      if (const FileIdRecord* to = raw.findFid(FAN_EVENT_INFO_TYPE_DFID_NAME)) paths_.directoryMoved(*to);
   const size_t start = batch.size();
   batch.reserve(start + raws.size());
   for (auto& raw : raws) decorate(std::move(raw), group, batch);

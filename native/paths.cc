@@ -1,5 +1,7 @@
 #include "paths.h"
 
+#include "walker.h"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -272,6 +274,10 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
     auto marked = marked_.find(key);
     found = checkLocked(marked == marked_.end() ? nullptr : &marked->second, base);
     wasMarked = found != 0;
+    for (const auto& set : dirSets_) {
+      if (found != 0) break;
+      if (set && set->pathOf(key, batch_, base)) found = 1;
+    }
     if (found == 0) found = checkLocked(cache_.find(key), base);
   }
   if (found != 1) {
@@ -415,6 +421,15 @@ bool PathResolver::walkUp(int fd, const std::function<void(dev_t, ino_t)>& ances
 }
 
 void PathResolver::closeAll(std::vector<int>* later) {
+  std::vector<std::thread> walkers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& set : dirSets_)
+      if (set) set->cancel();
+    dirSets_.clear();
+    walkers.swap(walkers_);
+  }
+  for (std::thread& walker : walkers) walker.join();
   std::lock_guard<std::mutex> lock(mu_);
   if (procFds_ >= 0) close(procFds_);
   procFds_ = -1;
@@ -426,6 +441,41 @@ void PathResolver::closeAll(std::vector<int>* later) {
   mountFds_.clear();
   marked_.clear();
   cache_.clear();
+}
+
+int PathResolver::addDirSet() {
+  std::lock_guard<std::mutex> lock(mu_);
+  dirSets_.push_back(std::make_shared<DirSet>());
+  return static_cast<int>(dirSets_.size() - 1);
+}
+
+std::shared_ptr<DirSet> PathResolver::dirSet(int id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return id >= 0 && static_cast<size_t>(id) < dirSets_.size() ? dirSets_[id] : nullptr;
+}
+
+void PathResolver::dropDirSet(int id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (id < 0 || static_cast<size_t>(id) >= dirSets_.size() || !dirSets_[id]) return;
+  dirSets_[id]->cancel();
+  dirSets_[id].reset();
+}
+
+void PathResolver::directoryMoved(const FileIdRecord& to) {
+  if (!to.hasName || to.name.empty()) return;
+  std::string parentKey = to.handleKey();
+  std::vector<std::shared_ptr<DirSet>> sets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& set : dirSets_)
+      if (set) sets.push_back(set);
+  }
+  for (const auto& set : sets) set->moved(parentKey, to.name, batch_);
+}
+
+void PathResolver::startWalker(std::function<void()> walk) {
+  std::lock_guard<std::mutex> lock(mu_);
+  walkers_.emplace_back(std::move(walk));  // throws std::system_error if no thread can be made
 }
 
 }  // namespace fan

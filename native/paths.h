@@ -21,14 +21,19 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "decoder.h"
 #include "lru.h"
 
 namespace fan {
+
+class DirSet;
 
 class PathResolver {
  public:
@@ -87,6 +92,18 @@ class PathResolver {
   // the whole batch is resolved after all its events happened.
   void newBatch();
 
+  // The directory sets of unprivileged recursive watches (walker.h): their
+  // directories resolve like marked ones. Ids are small integers.
+  int addDirSet();
+  std::shared_ptr<DirSet> dirSet(int id);
+  void dropDirSet(int id);
+  // A directory was moved to `to` (its new parent's handle and its name):
+  // where a set holds both, the directory takes its new place there.
+  void directoryMoved(const FileIdRecord& to);
+  // Runs a walk of a set on a thread of its own; closeAll cancels the sets
+  // and joins these threads, so none outlives the reader.
+  void startWalker(std::function<void()> walk);
+
   // Closes the mount fds, or with `later`, hands them over to be closed by the caller.
   void closeAll(std::vector<int>* later = nullptr);
 
@@ -136,6 +153,8 @@ class PathResolver {
   std::unordered_map<std::string, Known> marked_;  // handleKey -> marked object
   LruMap<Known> cache_{kCacheLimit};              // handleKey -> resolved directory
   std::unordered_map<uint64_t, MountFd> mountFds_;
+  std::vector<std::shared_ptr<DirSet>> dirSets_;  // by id; null once dropped
+  std::vector<std::thread> walkers_;
 };
 
 }  // namespace fan

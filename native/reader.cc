@@ -123,6 +123,12 @@ void Reader::setScope(int group, std::vector<ScopeRule> rules) {
 // Note: the kernel may already hold events from before the scope changed;
 // they are judged by the new scope, which is what the caller just asked for.
 
+int Reader::groupFd(int group) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || group < 0 || static_cast<size_t>(group) >= groups_.size()) return -1;
+  return groups_[group].fd;
+}
+
 bool Reader::mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err) {
   int fd;
   unsigned groupFlags;
@@ -180,11 +186,6 @@ int Reader::dupFd(uint64_t id, int& err) {
 int Reader::ignoreMark(uint64_t id, unsigned flags, uint64_t mask, struct stat& st) {
   std::lock_guard<std::mutex> lock(mu_);  // as dupFd: the event's fd stays open meanwhile
   return pending_.ignoreMark(id, flags, mask, st);
-}
-
-int Reader::groupFd(int group) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return group >= 0 && static_cast<size_t>(group) < groups_.size() ? groups_[group].fd : -1;
 }
 
 // At close(): the permission events the kernel still holds unread (the

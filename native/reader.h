@@ -82,6 +82,11 @@ class Reader {
   // Creates a group with exactly these fanotify_init flags; returns its index.
   int addGroup(unsigned flags, unsigned eventFlags, SysError& err);
   bool mark(int group, unsigned flags, uint64_t mask, int dirfd, const std::string& path, SysError& err);
+  // The fd of a group (-1: no such group, or closing), for the walker of
+  // unprivileged recursive watches (walker.h), which marks with it, and for
+  // the decision cache's count (/proc/self/fdinfo). It stays the Reader's.
+  int groupFd(int group);
+  PathResolver& paths() { return paths_; }
   // Keeps only events inside these rules from this group (recursive watches);
   // no rules: everything the kernel reports.
   void setScope(int group, std::vector<ScopeRule> rules);
@@ -117,8 +122,6 @@ class Reader {
   int dupFd(uint64_t id, int& err);
   // See PendingTable::ignoreMark (the decision cache).
   int ignoreMark(uint64_t id, unsigned flags, uint64_t mask, struct stat& st);
-  // A group's fd (for /proc/self/fdinfo), -1 if there is no such group.
-  int groupFd(int group) const;
 
   void setBufferSize(size_t bytes);
   // Called on the reader thread after it queues events; async front ends use

@@ -50,6 +50,7 @@ Napi::Function ReaderWrap::Init(Napi::Env env) {
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::SetScope>>("setScope"),
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::Close>>("close"),
                          InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::CloseAsync>>("closeAsync"),
+                         InstanceMethod<&ReaderWrap::Guarded<&ReaderWrap::Dirs>>("dirs"),
                      });
 }
 

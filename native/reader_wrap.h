@@ -47,6 +47,7 @@ class ReaderWrap : public Napi::ObjectWrap<ReaderWrap> {
   Napi::Value SetScope(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value CloseAsync(const Napi::CallbackInfo& info);
+  Napi::Value Dirs(const Napi::CallbackInfo& info);  // walker_wrap.cc
 
   // A method as Node-API calls it: exceptions rethrown as JS errors.
   template <Napi::Value (ReaderWrap::*Method)(const Napi::CallbackInfo&)>
