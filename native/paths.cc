@@ -276,7 +276,7 @@ bool PathResolver::fromHandle(const FileIdRecord& fid, std::string& out) {
     wasMarked = found != 0;
     for (const auto& set : dirSets_) {
       if (found != 0) break;
-      if (set && set->pathOf(key, batch_, base)) found = 1;
+      if (set) found = set->pathOf(key, batch_, base);
     }
     if (found == 0) found = checkLocked(cache_.find(key), base);
   }

@@ -321,8 +321,8 @@ bool DirSet::walk(const std::string& root, const WalkOptions& options, SysError&
   return ok;
 }
 
-bool DirSet::pathOf(const std::string& key, uint64_t batch, std::string& out) {
-  if (key.size() < 8 + sizeof(struct file_handle)) return false;
+int DirSet::pathOf(const std::string& key, uint64_t batch, std::string& out) {
+  if (key.size() < 8 + sizeof(struct file_handle)) return 0;
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < fs_.size(); i++) {
     if (std::memcmp(fs_[i].fsid, key.data(), 8) != 0) continue;
@@ -330,19 +330,19 @@ bool DirSet::pathOf(const std::string& key, uint64_t batch, std::string& out) {
     if (found < 0) continue;
     Dir& d = dirs_[found];
     uint32_t b = static_cast<uint32_t>(batch);
+    out = pathLocked(static_cast<uint32_t>(found));
     if (d.checked != b) {
-      if (!thereLocked(static_cast<uint32_t>(found))) return false;
+      if (!thereLocked(static_cast<uint32_t>(found))) return -1;
       d.checked = b;
     }
-    out = pathLocked(static_cast<uint32_t>(found));
-    return true;
+    return 1;
   }
-  return false;
+  return 0;
 }
 
 void DirSet::moved(const std::string& parentKey, const std::string& name, uint64_t batch) {
   std::string parentPath;
-  if (!pathOf(parentKey, batch, parentPath)) return;
+  if (pathOf(parentKey, batch, parentPath) != 1) return;
   std::string path = parentPath == "/" ? "/" + name : parentPath + "/" + name;
   HandleBuffer h;
   size_t len = handleOf(AT_FDCWD, path.c_str(), h);

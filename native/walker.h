@@ -59,9 +59,13 @@ class DirSet {
   bool walk(const std::string& root, const WalkOptions& options, SysError& err);
 
   // The path of the directory with this key (fsid + struct file_handle, as
-  // FileIdRecord::handleKey), if it is in the set and its path still leads
-  // to it (checked once per `batch`).
-  bool pathOf(const std::string& key, uint64_t batch, std::string& out);
+  // FileIdRecord::handleKey), as PathResolver::checkLocked answers: 1 in
+  // the set and its path still leads to it (checked once per `batch`); -1
+  // in the set but gone from that path (deleted, or moved out of the tree:
+  // `out` is where it was last, the best answer for the events a deletion
+  // leaves behind, e.g. rm -rf's DELETEs read after the directories went);
+  // 0 not in the set.
+  int pathOf(const std::string& key, uint64_t batch, std::string& out);
 
   // A directory moved to `name` in the directory with key `parentKey`: if
   // both are in the set, the moved one is re-parented (found by its handle,
