@@ -7,20 +7,14 @@
  */
 import * as fs from 'node:fs';
 import { AsyncFanotify, Fanotify, MaskFlags, capabilities, type FanotifyEvent } from '../lib';
-import { reapAll, startNode, type RunningChild } from './helpers/child';
-import { collectUntil, withTimeout } from './helpers/events';
+import { READ_FILE, reapAll, startNode, type RunningChild } from './helpers/child';
+import { pendingRead, withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 import { thrown } from './helpers/errors';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
-
-const READ_FILE = `
-const fs = require('fs');
-try { fs.readFileSync(process.argv[1]); console.log('ok'); }
-catch (e) { console.log(e.code || String(e)); }
-`;
 
 describeRoot('allow/deny/respond options', () => {
   let scratch: Scratch;
@@ -35,13 +29,7 @@ describeRoot('allow/deny/respond options', () => {
   afterAll(() => scratch.cleanup());
 
   /** A pending OPEN_PERM event from a child reading `file`. */
-  function pending(fan: Fanotify): { ev: FanotifyEvent; child: RunningChild } {
-    const child = startNode(READ_FILE, [file]);
-    const events = collectUntil(fan, (evs) => evs.some((e) => e.pid === child.pid), 5000);
-    const ev = events.find((e) => e.pid === child.pid);
-    if (!ev) throw new Error('no permission event from the child');
-    return { ev, child };
-  }
+  const pending = (fan: Fanotify): { ev: FanotifyEvent; child: RunningChild } => pendingRead(fan, file);
 
   const badAllow: Array<[string, unknown[]]> = [
     ['an unknown key', [{ bogus: 1 }]],

@@ -12,19 +12,12 @@ import { finished, running, sleep, spinUntilWaitingForAnswer, waitUntil } from '
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AsyncFanotify, MaskFlags, type AsyncFanotifyOptions, type FanotifyEvent } from '../lib';
-import { reapAll, startChild, startNode, type RunningChild } from './helpers/child';
+import { READ_FILE, reapAll, startChild, startNode, type RunningChild } from './helpers/child';
 import { withTimeout } from './helpers/events';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
 
 const DIST = path.resolve(__dirname, '../dist');
-
-/** Reads the file named by argv[1]; prints 'ok' or the error code. */
-const READ_FILE = `
-const fs = require('fs');
-try { fs.readFileSync(process.argv[1]); console.log('ok'); }
-catch (e) { console.log(e.code || String(e)); }
-`;
 
 const CONTENT = 'guarded contents\n';
 

@@ -11,8 +11,8 @@
  */
 import * as fs from 'node:fs';
 import { AsyncFanotify, Fanotify, FanotifyFlags, MaskFlags, capabilities, lowLevel as ll, type FanotifyEvent, type RawEvent } from '../lib';
-import { reapAll, startNode, type RunningChild } from './helpers/child';
-import { collectUntil, withTimeout } from './helpers/events';
+import { READ_FILE, reapAll, startNode, type RunningChild } from './helpers/child';
+import { pendingRead, withTimeout } from './helpers/events';
 import { thrown } from './helpers/errors';
 import { describeRoot } from './helpers/kernel';
 import { mountTmpfs, type Scratch } from './helpers/scratch';
@@ -20,12 +20,6 @@ import { finished } from './helpers/wait';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
-
-const READ_FILE = `
-const fs = require('fs');
-try { fs.readFileSync(process.argv[1]); console.log('ok'); }
-catch (e) { console.log(e.code || String(e)); }
-`;
 
 describeRoot('audit rules in answers (FAN_INFO)', () => {
   let scratch: Scratch;
@@ -40,13 +34,7 @@ describeRoot('audit rules in answers (FAN_INFO)', () => {
   afterAll(() => scratch.cleanup());
 
   /** A pending OPEN_PERM event from a child reading `file`. */
-  function pending(fan: Fanotify): { ev: FanotifyEvent; child: RunningChild } {
-    const child = startNode(READ_FILE, [file]);
-    const events = collectUntil(fan, (evs) => evs.some((e) => e.pid === child.pid), 5000);
-    const ev = events.find((e) => e.pid === child.pid);
-    if (!ev) throw new Error('no permission event from the child');
-    return { ev, child };
-  }
+  const pending = (fan: Fanotify): { ev: FanotifyEvent; child: RunningChild } => pendingRead(fan, file);
 
   const opened = async (child: RunningChild) => (await finished(child, 5000, 'the reading child')).stdout.trim();
 

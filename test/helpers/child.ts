@@ -54,3 +54,10 @@ export function startNode(code: string, args: string[] = [], timeoutMs = 10000, 
 export function reapAll(): void {
   for (const child of live) child.kill('SIGKILL');
 }
+
+/** Node code that reads the file named by argv[1] and prints 'ok' or the error code. */
+export const READ_FILE = `
+const fs = require('fs');
+try { fs.readFileSync(process.argv[1]); console.log('ok'); }
+catch (e) { console.log(e.code || String(e)); }
+`;

@@ -1,4 +1,5 @@
 import type { Fanotify, FanotifyEvent } from '../../lib';
+import { READ_FILE, startNode, type RunningChild } from './child';
 
 /**
  * Reads from a sync instance until `done(events)` is true or `timeoutMs`
@@ -44,4 +45,13 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
       timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
     }),
   ]);
+}
+
+/** A pending permission event (OPEN_PERM on `fan`) from a new child reading `file`. */
+export function pendingRead(fan: Fanotify, file: string): { ev: FanotifyEvent; child: RunningChild } {
+  const child = startNode(READ_FILE, [file]);
+  const events = collectUntil(fan, (evs) => evs.some((e) => e.pid === child.pid), 5000);
+  const ev = events.find((e) => e.pid === child.pid);
+  if (!ev) throw new Error('no permission event from the child');
+  return { ev, child };
 }
