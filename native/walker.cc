@@ -26,6 +26,16 @@ struct HandleBuffer {
   unsigned char bytes[kMaxHandle];
 };
 
+// getdents64's record, as the kernel writes it (musl names no struct
+// dirent64, and glibc's is the same layout).
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
 struct Fd {
   int fd = -1;
   ~Fd() {
@@ -241,7 +251,7 @@ bool DirSet::walkDir(int parentFd, const std::string& name, uint32_t parent, con
     long n = syscall(SYS_getdents64, dir.fd, buf, sizeof(buf));
     if (n <= 0) break;
     for (long off = 0; off < n;) {
-      auto* e = reinterpret_cast<struct dirent64*>(buf + off);
+      auto* e = reinterpret_cast<LinuxDirent64*>(buf + off);
       off += e->d_reclen;
       const char* entry = e->d_name;
       if (entry[0] == '.' && (entry[1] == 0 || (entry[1] == '.' && entry[2] == 0))) continue;
