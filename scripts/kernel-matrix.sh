@@ -117,7 +117,7 @@ fetch_kernel() {
 # with their libraries (the tests run copies of /bin/true, children as
 # nobody, and make ext4 images for what tmpfs cannot do).
 ARM64_SYSROOT=$cache/arm64-sysroot
-arm64_debs=(busybox-static libc6 libstdc++6 libgcc-s1 coreutils util-linux libcap-ng0 libacl1 libattr1 libselinux1 libpcre2-8-0 libgmp10 libssl3t64 libzstd1 liblzma5 libsystemd0 libcap2 e2fsprogs libext2fs2t64 libcom-err2 libblkid1 libuuid1)
+arm64_debs=(busybox-static libc6 libstdc++6 libgcc-s1 coreutils util-linux libcap-ng0 libacl1 libattr1 libselinux1 libpcre2-8-0 libgmp10 libssl3t64 libzstd1 liblzma5 libsystemd0 libcap2 e2fsprogs libext2fs2t64 libcom-err2 libss2 libblkid1 libuuid1)
 fetch_arm64_userland() {
   [ "$(cat "$ARM64_SYSROOT/ok" 2>/dev/null)" = "${arm64_debs[*]}" ] && return 0
   apt_private_update || return 1
