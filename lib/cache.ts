@@ -33,6 +33,15 @@ function objectKey(st: fs.BigIntStats): string {
   return `${st.ino.toString(16)}:${((major << 20n) | minor).toString(16)}`;
 }
 
+/** The objectKey of the file at `path` now; undefined if it cannot be found. */
+function keyAt(path: string): string | undefined {
+  try {
+    return objectKey(fs.statSync(path, { bigint: true }));
+  } catch {
+    return undefined;
+  }
+}
+
 export class DecisionCache {
   private readonly reader: NativeReader;
   private readonly marks: Marks;
@@ -141,14 +150,8 @@ export class DecisionCache {
    * (and is counted by size()) until it is modified or evicted (see README).
    */
   clear(path?: string, groups?: Set<number>): void {
-    let only: string | undefined;
-    if (path !== undefined) {
-      try {
-        only = objectKey(fs.statSync(path, { bigint: true }));
-      } catch {
-        return;
-      }
-    }
+    const only = path === undefined ? undefined : keyAt(path);
+    if (path !== undefined && only === undefined) return;
     for (const [key, entry] of [...this.entries]) {
       if (groups && !groups.has(entry.group)) continue;
       if (only !== undefined && key !== `${entry.group}:${only}`) continue;
@@ -158,13 +161,8 @@ export class DecisionCache {
       const target = only !== undefined ? path : entry.path;
       if (target === undefined || target === null) continue;
       if (only === undefined) {
-        let now: string;
-        try {
-          now = objectKey(fs.statSync(target, { bigint: true }));
-        } catch {
-          continue;
-        }
-        if (`${entry.group}:${now}` !== key) continue;
+        const now = keyAt(target);
+        if (now === undefined || `${entry.group}:${now}` !== key) continue;
       }
       try {
         this.reader.mark(entry.group, FAN.FAN_MARK_REMOVE | entry.flags, entry.bits, FAN.AT_FDCWD, target);
